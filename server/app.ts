@@ -1,0 +1,98 @@
+/**
+ * buildApp(config, deps) assembles the stages in data-flow order and returns a Fastify instance
+ * that has not listened. Only this file knows every stage. Closing the app (fastify.close())
+ * refuses new requests with 503, lets in-flight requests finish (their spans commit), then drains
+ * the batcher within config.lifecycle.drainTimeoutMs.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Batcher } from './batch/batcher.js';
+import type { Config } from './config.js';
+import { Readiness, registerProbes } from './ops/health.js';
+import type { Metrics } from './ops/metrics.js';
+import { registerMetricsRoute } from './ops/metrics-route.js';
+import { IngestPipeline } from './receive/ingest.js';
+import { registerOtlpHttp } from './receive/otlp-http.js';
+import type { Storage } from './storage/types.js';
+
+/** The tenant of every request while no JWT keys are configured (DESIGN: runs open as `default`). */
+export const OPEN_TENANT = 'default';
+
+export interface AppDeps {
+  storage: Storage;
+  metrics: Metrics;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface AppState {
+  started: boolean;
+  draining: boolean;
+}
+
+export interface AppHandles {
+  state: AppState;
+  batcher: Batcher;
+  pipeline: IngestPipeline;
+  readiness: Readiness;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tracehouse: AppHandles;
+  }
+  interface FastifyRequest {
+    tenant: string;
+  }
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const { storage, metrics, log } = deps;
+  const app = Fastify({
+    loggerInstance: log,
+    disableRequestLogging: true,
+    requestTimeout: config.receive.requestTimeoutMs,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  const state: AppState = { started: false, draining: false };
+  const batcher = new Batcher(storage.writer, config.batch, metrics, log.child({ stage: 'batch' }));
+  const pipeline = new IngestPipeline({ config, batcher, metrics, now: deps.now });
+  const readiness = new Readiness({
+    isStarted: () => state.started,
+    isDraining: () => state.draining,
+    isSaturated: () => batcher.saturated,
+    pingStorage: () => storage.ping(),
+  });
+  app.decorate('tracehouse', { state, batcher, pipeline, readiness });
+  app.decorateRequest('tenant', '');
+
+  app.addHook('onRequest', async (request) => {
+    request.tenant = OPEN_TENANT;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequestDuration.observe(
+      { method: request.method, route, status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.addHook('preClose', async () => {
+    state.draining = true;
+  });
+  app.addHook('onClose', async () => {
+    await batcher.stop(config.lifecycle.drainTimeoutMs);
+  });
+
+  await registerProbes(app, readiness);
+  await registerMetricsRoute(app, metrics.registry);
+  await app.register(async (scope) =>
+    registerOtlpHttp(scope, {
+      pipeline,
+      maxBodyBytes: config.receive.maxBodyBytes,
+      retryAfterS: config.receive.retryAfterS,
+    }),
+  );
+  return app;
+}

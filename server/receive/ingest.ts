@@ -1,0 +1,109 @@
+/**
+ * The one ingest path shared by every transport: decode → admit → wait for commit, with every
+ * span counted exactly once as accepted, rejected or refused. Transports only move bytes in and
+ * turn the IngestOutcome (or the thrown TracehouseError) into their own answer via otlp-status.
+ */
+import type { Batcher } from '../batch/batcher.js';
+import { BatchFailure } from '../batch/batcher.js';
+import type { Config } from '../config.js';
+import { decodeExportRequest } from '../decode/index.js';
+import type { DecodedRequest, TimeWindow, WireFormat } from '../decode/types.js';
+import { TracehouseError } from '../errors.js';
+import type { Metrics } from '../ops/metrics.js';
+
+export type Transport = 'http' | 'websocket';
+
+/** A committed request: what the client is told in a 200 (partial success when rejected > 0). */
+export interface IngestOutcome {
+  accepted: number;
+  rejected: number;
+  rejectMessage: string;
+  duplicates: number;
+}
+
+export interface IngestDeps {
+  config: Config;
+  batcher: Batcher;
+  metrics: Metrics;
+  now?: () => number; // ms since epoch; tests move the clock
+}
+
+const NS_PER_MS = 1_000_000n;
+const MS_PER_DAY = 86_400_000;
+
+/** The accepted start-time window: [now − retention, now + grace]. */
+export function computeTimeWindow(config: Config, nowMs: number): TimeWindow {
+  const min = nowMs - config.storage.retentionDays * MS_PER_DAY;
+  const max = nowMs + config.storage.futureGraceMs;
+  return { minStartUnixNano: BigInt(min) * NS_PER_MS, maxStartUnixNano: BigInt(max) * NS_PER_MS };
+}
+
+export class IngestPipeline {
+  readonly #deps: IngestDeps;
+
+  constructor(deps: IngestDeps) {
+    this.#deps = deps;
+  }
+
+  /** False when a request would be refused anyway: transports check it before reading the body. */
+  get hasRoom(): boolean {
+    return !this.#deps.batcher.saturated && !this.#deps.batcher.storageBackingOff;
+  }
+
+  /**
+   * Decodes and stores one export request. Resolves only after its spans are committed. Throws a
+   * TracehouseError for a bad request (400, nothing stored) or a refusal (503, nothing stored).
+   */
+  async ingest(body: Buffer, format: WireFormat, tenant: string, transport: Transport): Promise<IngestOutcome> {
+    const { config, batcher, metrics } = this.#deps;
+    const nowMs = (this.#deps.now ?? Date.now)();
+    let decoded: DecodedRequest;
+    try {
+      decoded = decodeExportRequest(body, format, { limits: config.decode, window: computeTimeWindow(config, nowMs) });
+    } catch (err) {
+      if (err instanceof TracehouseError) metrics.requestsRejected.inc({ transport, code: err.code });
+      throw err;
+    }
+    this.#countDecoded(decoded, tenant, transport);
+    const rejected = decoded.spanCount - decoded.rows.length;
+    const outcome = { accepted: decoded.rows.length, rejected, rejectMessage: decoded.rejectMessage, duplicates: 0 };
+    if (decoded.rows.length === 0) return outcome;
+
+    const admission = batcher.offer({ tenant, rows: decoded.rows });
+    if (!admission.accepted) {
+      metrics.spansRefused.inc({ tenant, transport, reason: refuseReason(admission.code) }, decoded.rows.length);
+      throw new TracehouseError(admission.code);
+    }
+    try {
+      const result = await admission.committed;
+      metrics.spansAccepted.inc({ tenant, transport }, decoded.rows.length);
+      if (result.duplicates > 0) metrics.spansDuplicate.inc({ tenant }, result.duplicates);
+      return { ...outcome, duplicates: result.duplicates };
+    } catch (err) {
+      if (!(err instanceof BatchFailure)) throw err;
+      if (err.code === 'TH_ERR_STORAGE_REJECTED_DATA') {
+        metrics.spansRejected.inc({ tenant, transport, reason: 'storage_rejected_data' }, decoded.rows.length);
+      } else {
+        metrics.spansRefused.inc({ tenant, transport, reason: refuseReason(err.code) }, decoded.rows.length);
+      }
+      throw new TracehouseError(err.code, err.message);
+    }
+  }
+
+  #countDecoded(decoded: DecodedRequest, tenant: string, transport: Transport): void {
+    const { metrics } = this.#deps;
+    metrics.spansReceived.inc({ tenant, transport }, decoded.spanCount);
+    for (const [reason, count] of Object.entries(decoded.rejected)) {
+      if (count) metrics.spansRejected.inc({ tenant, transport, reason }, count);
+    }
+    for (const [kind, count] of Object.entries(decoded.sanitized)) {
+      if (count) metrics.valuesSanitized.inc({ kind }, count);
+    }
+  }
+}
+
+function refuseReason(code: string): string {
+  if (code === 'TH_ERR_BATCH_QUEUE_FULL') return 'queue_full';
+  if (code === 'TH_ERR_BATCH_SHUTTING_DOWN') return 'shutting_down';
+  return 'storage_unavailable';
+}

@@ -1,0 +1,117 @@
+/**
+ * The ONE place that decides what an OTLP client is told, for HTTP and WebSocket alike
+ * (DESIGN decision 2, OTLP spec "Failures" and "Partial Success"):
+ *   committed                  → 200 ExportTraceServiceResponse (partialSuccess when spans were rejected)
+ *   permanent problem          → 400 / 413 / 415, google.rpc.Status, never retried by clients
+ *   transient problem          → 503 + Retry-After, google.rpc.Status, retried by clients
+ * Bodies are in the request's encoding (protobuf or JSON).
+ */
+import { ERRORS, TracehouseError, isTracehouseError, type ErrorCode } from '../errors.js';
+import type { WireFormat } from '../decode/types.js';
+import type { IngestOutcome } from './ingest.js';
+
+export interface OtlpReply {
+  statusCode: number;
+  retryAfterS?: number;
+  contentType: string;
+  body: Buffer | string;
+  code?: ErrorCode;
+}
+
+const CONTENT_TYPES: Record<WireFormat, string> = {
+  protobuf: 'application/x-protobuf',
+  json: 'application/json',
+};
+
+export const SUPPORTED_MEDIA_TYPES = 'application/x-protobuf, application/json';
+export const SUPPORTED_ENCODINGS = 'gzip, identity';
+
+/** Maps errors raised anywhere on the ingest path (ours, fastify's, zlib's) to one of our codes. */
+export function toTracehouseError(err: unknown): TracehouseError {
+  if (isTracehouseError(err)) return err;
+  const { code, message } = (err ?? {}) as { code?: string; message?: string };
+  switch (code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+      return new TracehouseError(
+        'TH_ERR_RECEIVE_UNSUPPORTED_MEDIA_TYPE',
+        `unsupported Content-Type; supported: ${SUPPORTED_MEDIA_TYPES}`,
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new TracehouseError('TH_ERR_RECEIVE_BODY_TOO_LARGE');
+    case 'Z_DATA_ERROR':
+    case 'Z_BUF_ERROR':
+    case 'Z_NEED_DICT':
+      return new TracehouseError('TH_ERR_RECEIVE_BAD_GZIP', `invalid gzip body: ${message ?? code}`);
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'ECONNRESET':
+    case 'ECONNABORTED':
+    case 'ERR_STREAM_PREMATURE_CLOSE':
+      return new TracehouseError('TH_ERR_RECEIVE_BODY_ABORTED', `request body incomplete: ${message ?? code}`);
+    default:
+      return new TracehouseError('TH_ERR_INTERNAL', undefined, { cause: err });
+  }
+}
+
+export function replyForOutcome(outcome: IngestOutcome, format: WireFormat): OtlpReply {
+  const partial = outcome.rejected > 0 ? { rejectedSpans: outcome.rejected, errorMessage: outcome.rejectMessage } : undefined;
+  return { statusCode: 200, contentType: CONTENT_TYPES[format], body: encodeExportResponse(partial, format) };
+}
+
+export function replyForError(err: unknown, format: WireFormat, retryAfterS: number): OtlpReply {
+  const error = toTracehouseError(err);
+  const message = error.code === 'TH_ERR_INTERNAL' ? ERRORS.TH_ERR_INTERNAL.description : error.message;
+  return {
+    statusCode: error.httpStatus,
+    retryAfterS: error.retryable ? retryAfterS : undefined,
+    contentType: CONTENT_TYPES[format],
+    body: encodeStatus(error.grpcCode, `${error.code}: ${message}`, format),
+    code: error.code,
+  };
+}
+
+interface PartialSuccess {
+  rejectedSpans: number;
+  errorMessage: string;
+}
+
+/** ExportTraceServiceResponse { ExportTracePartialSuccess partial_success = 1 { int64 rejected_spans = 1; string error_message = 2 } } */
+function encodeExportResponse(partial: PartialSuccess | undefined, format: WireFormat): Buffer | string {
+  if (format === 'json') {
+    return partial
+      ? JSON.stringify({ partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage } })
+      : '{}';
+  }
+  if (!partial) return Buffer.alloc(0);
+  const inner = Buffer.concat([varintField(1, partial.rejectedSpans), stringField(2, partial.errorMessage)]);
+  return lengthDelimited(1, inner);
+}
+
+/** google.rpc.Status { int32 code = 1; string message = 2; repeated Any details = 3 } */
+function encodeStatus(code: number, message: string, format: WireFormat): Buffer | string {
+  if (format === 'json') return JSON.stringify({ code, message });
+  return Buffer.concat([varintField(1, code), stringField(2, message)]);
+}
+
+function varint(value: number): Buffer {
+  const bytes: number[] = [];
+  let v = value;
+  while (v > 0x7f) {
+    bytes.push((v % 128) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  bytes.push(v);
+  return Buffer.from(bytes);
+}
+
+function varintField(field: number, value: number): Buffer {
+  return Buffer.concat([varint(field << 3), varint(value)]);
+}
+
+function stringField(field: number, value: string): Buffer {
+  return lengthDelimited(field, Buffer.from(value, 'utf8'));
+}
+
+function lengthDelimited(field: number, payload: Buffer): Buffer {
+  return Buffer.concat([varint((field << 3) | 2), varint(payload.length), payload]);
+}
