@@ -4,7 +4,7 @@
  * refuses new requests with 503, lets in-flight requests finish (their spans commit), then drains
  * the batcher within config.lifecycle.drainTimeoutMs.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Batcher } from './batch/batcher.js';
 import type { Config } from './config.js';
@@ -49,7 +49,7 @@ declare module 'fastify' {
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { storage, metrics, log } = deps;
   const app = Fastify({
-    loggerInstance: log,
+    loggerInstance: log as FastifyBaseLogger,
     disableRequestLogging: true,
     requestTimeout: config.receive.requestTimeoutMs,
     return503OnClosing: true,

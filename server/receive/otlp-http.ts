@@ -17,9 +17,10 @@ export interface OtlpHttpOptions {
   retryAfterS: number;
 }
 
+/** The request's encoding; anything but protobuf is answered in JSON, the readable one. */
 export function formatOf(request: FastifyRequest): WireFormat {
-  const type = request.headers['content-type'] ?? '';
-  return type.trimStart().toLowerCase().startsWith('application/json') ? 'json' : 'protobuf';
+  const type = (request.headers['content-type'] ?? '').trimStart().toLowerCase();
+  return type.startsWith('application/x-protobuf') ? 'protobuf' : 'json';
 }
 
 export function sendOtlpReply(reply: FastifyReply, otlp: OtlpReply): FastifyReply {

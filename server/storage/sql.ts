@@ -1,0 +1,190 @@
+/**
+ * Every SQL statement storage/ sends, as named constants. Values always travel as parameters or
+ * through COPY; the only text built at run time is partition DDL, from escaped identifiers and
+ * literals of dates we computed ourselves.
+ */
+
+/** Advisory lock keys (bigint), one per kind of exclusive work. 0x7468 = 'th'. */
+export const MIGRATION_LOCK_KEY = '7468000001';
+export const PARTITION_LOCK_KEY = '7468000002';
+export const MAINTENANCE_LOCK_KEY = '7468000003';
+
+// ---- migrations -------------------------------------------------------------------------------
+
+export const LOCK_MIGRATIONS = `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+
+export const CREATE_SCHEMA_MIGRATIONS = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    integer     PRIMARY KEY,
+  name       text        NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`;
+
+export const SELECT_APPLIED_MIGRATIONS = 'SELECT version, name FROM schema_migrations ORDER BY version';
+
+export const INSERT_MIGRATION = 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)';
+
+// ---- partitions -------------------------------------------------------------------------------
+
+export const LOCK_PARTITIONS = `SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`;
+
+/** The partitions of `spans` with their bound expressions, e.g. FOR VALUES FROM ('…') TO ('…'). */
+export const SELECT_PARTITIONS = `
+SELECT n.nspname AS schema, c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+  FROM pg_inherits i
+  JOIN pg_class c ON c.oid = i.inhrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE i.inhparent = 'spans'::regclass
+ ORDER BY c.relname`;
+
+export const DELETE_TRACES_ENDED_BEFORE = 'DELETE FROM traces WHERE last_end < $1';
+
+// ---- span writer ------------------------------------------------------------------------------
+
+/** Column order of the COPY text rows built by copy-text.ts; must match it exactly. */
+export const SPAN_COLUMNS = [
+  'tenant',
+  'trace_id',
+  'span_id',
+  'parent_span_id',
+  'trace_state',
+  'flags',
+  'name',
+  'kind',
+  'service_name',
+  'start_time',
+  'end_time',
+  'start_time_unix_nano',
+  'end_time_unix_nano',
+  'duration_ns',
+  'status_code',
+  'status_message',
+  'attributes',
+  'resource_attributes',
+  'scope_name',
+  'scope_version',
+  'scope_attributes',
+  'events',
+  'links',
+  'dropped_attributes_count',
+  'dropped_events_count',
+  'dropped_links_count',
+] as const;
+
+const COLUMN_LIST = SPAN_COLUMNS.join(', ');
+
+/**
+ * The per-connection staging table. TEMP: not WAL-logged, invisible to other sessions, gone with
+ * the session. ON COMMIT DELETE ROWS: every transaction starts with it empty.
+ */
+export const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans) ON COMMIT DELETE ROWS';
+
+export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${COLUMN_LIST}) FROM STDIN`;
+
+/** COPY straight into spans: no dedupe. Used by the write benchmark as the physical limit. */
+export const COPY_INTO_SPANS = `COPY spans (${COLUMN_LIST}) FROM STDIN`;
+
+/**
+ * The trace-summary upsert over the newly inserted rows `ins` (a CTE defined by the caller).
+ * Rows arrive grouped and sorted by (tenant, trace_id) so concurrent batches lock summaries in the
+ * same order and cannot deadlock. Only new rows reach it, so replays never inflate span_count.
+ */
+const UPSERT_TRACES_FROM_INS = `
+INSERT INTO traces AS t (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano,
+                         span_count, error_count, root_service_name, root_span_name, updated_at)
+SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano),
+       count(*), count(*) FILTER (WHERE status_code = 2),
+       (array_agg(service_name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
+       (array_agg(name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
+       now()
+  FROM ins
+ GROUP BY tenant, trace_id
+ ORDER BY tenant, trace_id
+ON CONFLICT (tenant, trace_id) DO UPDATE SET
+  first_start = least(t.first_start, excluded.first_start),
+  last_end = greatest(t.last_end, excluded.last_end),
+  first_start_unix_nano = least(t.first_start_unix_nano, excluded.first_start_unix_nano),
+  last_end_unix_nano = greatest(t.last_end_unix_nano, excluded.last_end_unix_nano),
+  span_count = t.span_count + excluded.span_count,
+  error_count = t.error_count + excluded.error_count,
+  root_service_name = coalesce(t.root_service_name, excluded.root_service_name),
+  root_span_name = coalesce(t.root_span_name, excluded.root_span_name),
+  updated_at = excluded.updated_at`;
+
+const RETURNING_FOR_TRACES =
+  'RETURNING tenant, trace_id, span_id, parent_span_id, name, service_name, start_time, end_time, ' +
+  'start_time_unix_nano, end_time_unix_nano, status_code';
+
+/**
+ * Moves the staged rows into spans, sorted by the primary key (stable lock order between
+ * concurrent writers), skipping rows already stored, and upserts the trace summaries of the rows
+ * actually inserted. Returns one row: { inserted }.
+ */
+export const INSERT_FROM_STAGE = `
+WITH ins AS (
+  INSERT INTO spans (${COLUMN_LIST})
+  SELECT ${COLUMN_LIST} FROM pg_temp.th_stage
+   ORDER BY tenant, trace_id, span_id, start_time
+  ON CONFLICT DO NOTHING
+  ${RETURNING_FOR_TRACES}
+), summaries AS (${UPSERT_TRACES_FROM_INS}
+)
+SELECT count(*)::int AS inserted FROM ins`;
+
+/** INSERT_FROM_STAGE and COMMIT in one simple-protocol message: one round trip for both. */
+export const INSERT_FROM_STAGE_AND_COMMIT = `${INSERT_FROM_STAGE};\nCOMMIT`;
+
+/** PostgreSQL array types of SPAN_COLUMNS, in order, for the unnest() variant. */
+const SPAN_COLUMN_ARRAY_TYPES = [
+  'text[]',
+  'bytea[]',
+  'bytea[]',
+  'bytea[]',
+  'text[]',
+  'integer[]',
+  'text[]',
+  'smallint[]',
+  'text[]',
+  'timestamptz[]',
+  'timestamptz[]',
+  'bigint[]',
+  'bigint[]',
+  'bigint[]',
+  'smallint[]',
+  'text[]',
+  'jsonb[]',
+  'jsonb[]',
+  'text[]',
+  'text[]',
+  'jsonb[]',
+  'jsonb[]',
+  'jsonb[]',
+  'integer[]',
+  'integer[]',
+  'integer[]',
+] as const;
+
+/**
+ * The single-statement alternative measured by loadtests/bench-write.ts: one parameter per column
+ * (an array), unnest()ed, with the same dedupe and summary upsert. Kept here so the benchmark
+ * measures exactly the SQL we would ship.
+ */
+export const INSERT_UNNEST = `
+WITH src AS (
+  SELECT * FROM unnest(${SPAN_COLUMN_ARRAY_TYPES.map((type, i) => `$${i + 1}::${type}`).join(', ')})
+    AS s(${COLUMN_LIST})
+), ins AS (
+  INSERT INTO spans (${COLUMN_LIST})
+  SELECT ${COLUMN_LIST} FROM src
+   ORDER BY tenant, trace_id, span_id, start_time
+  ON CONFLICT DO NOTHING
+  ${RETURNING_FOR_TRACES}
+), summaries AS (${UPSERT_TRACES_FROM_INS}
+)
+SELECT count(*)::int AS inserted FROM ins`;
+
+// ---- misc -------------------------------------------------------------------------------------
+
+export const PING = 'SELECT 1';
+export const TRY_MAINTENANCE_LOCK = `SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK_KEY}) AS locked`;
+export const UNLOCK_MAINTENANCE = `SELECT pg_advisory_unlock(${MAINTENANCE_LOCK_KEY})`;
