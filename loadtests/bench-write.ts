@@ -268,10 +268,18 @@ async function main(): Promise<void> {
   url.pathname = `/${name}`;
   const dbUrl = url.toString();
   const log = pino({ level: 'warn' });
-  const poolConfig = { connectionString: dbUrl, max: 1, application_name: 'tracehouse-bench', options: '-c synchronous_commit=on -c TimeZone=UTC' };
+  // Same session settings as the shipped writer (which raises work_mem per write transaction).
+  const poolConfig = {
+    connectionString: dbUrl,
+    max: 1,
+    application_name: 'tracehouse-bench',
+    options: '-c synchronous_commit=on -c TimeZone=UTC -c work_mem=64MB',
+  };
   const db = new pg.Pool({ connectionString: dbUrl, max: 1 });
   const storage = await createStorage({ ...DEFAULTS.storage, poolSize: 1, connectionString: dbUrl }, log);
   const w: Writers = { storage, unnestPool: new pg.Pool(poolConfig), copyPool: new pg.Pool(poolConfig) };
+  // DROP DATABASE … WITH (FORCE) at the end may reach a connection still closing.
+  for (const pool of [db, w.unnestPool, w.copyPool]) pool.on('error', () => undefined);
   try {
     await migrate(dbUrl);
     await storage.partitions.ensureRange(new Date(BASE_MS), new Date(BASE_MS + DAY_MS));

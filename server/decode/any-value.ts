@@ -45,7 +45,8 @@ export function formatDouble(value: number): string {
 }
 
 /**
- * Collects key / JSON-value pairs of one attribute map and writes them as one JSON object.
+ * Collects key / value pairs of one attribute map, both as JSON text (the key quoted), and writes
+ * them as one JSON object.
  * Keeps the first `max` pairs offered; `received` counts every pair offered, kept or not.
  */
 export class AttributeList {
@@ -70,13 +71,13 @@ export class AttributeList {
   }
 
   /** Adds a pair already admitted by admitNext (or to an uncapped list). */
-  push(key: string, jsonValue: string): void {
-    this.keys[this.length] = key;
+  push(jsonKey: string, jsonValue: string): void {
+    this.keys[this.length] = jsonKey;
     this.values[this.length] = jsonValue;
     this.length++;
   }
 
-  /** The key of the pair pushed last. */
+  /** The (quoted) key of the pair pushed last. */
   lastKey(): string {
     return this.keys[this.length - 1];
   }
@@ -91,8 +92,8 @@ export class AttributeList {
     const keys = this.keys;
     const values = this.values;
     if (hasDuplicate(keys, n)) return writeDedupedObject(keys, values, n);
-    let out = '{' + JSON.stringify(keys[0]) + ':' + values[0];
-    for (let i = 1; i < n; i++) out += ',' + JSON.stringify(keys[i]) + ':' + values[i];
+    let out = '{' + keys[0] + ':' + values[0];
+    for (let i = 1; i < n; i++) out += ',' + keys[i] + ':' + values[i];
     return out + '}';
   }
 }
@@ -120,7 +121,7 @@ function writeDedupedObject(keys: string[], values: string[], n: number): string
   const byKey = new Map<string, string>();
   for (let i = 0; i < n; i++) byKey.set(keys[i], values[i]);
   let out = '';
-  for (const [key, value] of byKey) out += (out === '' ? '{' : ',') + JSON.stringify(key) + ':' + value;
+  for (const [key, value] of byKey) out += (out === '' ? '{' : ',') + key + ':' + value;
   return out + '}';
 }
 

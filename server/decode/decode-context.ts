@@ -46,8 +46,8 @@ export class DecodeContext {
   /** The span being decoded; reset for every span. */
   readonly draft: SpanDraft = createSpanDraft();
 
-  /** Set by any-value readers: the sanitized string of the last top-level string AnyValue, else null. */
-  lastStringValue: string | null = null;
+  /** Set by AnyValue readers: the JSON text of the AnyValue just read if it was a string, else null. */
+  lastStringJson: string | null = null;
 
   readonly spanAttributes: AttributeList;
   readonly eventAttributes: AttributeList;

@@ -34,9 +34,9 @@ export function readAttributesJson(
     } catch (err) {
       throw prependPath(prependPath(err, `[${i}]`), camel);
     }
-    if (watchKey !== undefined && list.lastKey() === watchKey) watched = ctx.lastStringValue;
+    if (watchKey !== undefined && list.lastKey() === watchKey) watched = ctx.lastStringJson;
   }
-  return watched;
+  return watched === null ? null : (JSON.parse(watched) as string);
 }
 
 /** Reads one KeyValue into `list`; its value is at nesting `depth`. */
@@ -51,23 +51,23 @@ function readKeyValueJson(ctx: DecodeContext, kv: unknown, list: AttributeList, 
   } catch (err) {
     throw prependPath(err, 'value');
   }
-  list.push(key, value);
+  list.push(JSON.stringify(key), value);
 }
 
 /**
  * Reads an AnyValue (undefined = empty) at nesting `depth` and returns its JSON text.
- * Leaves ctx.lastStringValue set to the string for a string value, else null.
+ * Leaves ctx.lastStringJson set to its text if it is a string, else null.
  */
 function readAnyValueJson(ctx: DecodeContext, v: unknown, depth: number): string {
-  ctx.lastStringValue = null;
+  ctx.lastStringJson = null;
   if (v === undefined) return 'null';
   if (!isJsonObject(v)) throw new JsonShapeError('', 'expected an AnyValue object');
   let field = getField(v, 'stringValue', 'string_value');
   if (field !== undefined) {
     if (typeof field !== 'string') throw new JsonShapeError('stringValue', 'expected a string');
-    const text = sanitizeJsonValueString(ctx, field);
-    ctx.lastStringValue = text;
-    return JSON.stringify(text);
+    const json = JSON.stringify(sanitizeJsonValueString(ctx, field));
+    ctx.lastStringJson = json;
+    return json;
   }
   field = getField(v, 'boolValue', 'bool_value');
   if (field !== undefined) {
@@ -113,7 +113,7 @@ function readListJson(ctx: DecodeContext, container: unknown, depth: number, kin
         throw prependPath(err, `${kind}.values[${i}]`);
       }
     }
-    ctx.lastStringValue = null;
+    ctx.lastStringJson = null;
     return list.toJson();
   }
   let out = '';
@@ -126,6 +126,6 @@ function readListJson(ctx: DecodeContext, container: unknown, depth: number, kin
     }
     out = out === '' ? '[' + item : out + ',' + item;
   }
-  ctx.lastStringValue = null;
+  ctx.lastStringJson = null;
   return out === '' ? '[]' : out + ']';
 }

@@ -99,7 +99,7 @@ function walkResourceSpans(ctx: DecodeContext, rs: unknown): void {
     const list = ctx.resourceAttributeList;
     let serviceName: string | null;
     try {
-      serviceName = readAttributesJson(ctx, resource, 'attributes', list, 'service.name');
+      serviceName = readAttributesJson(ctx, resource, 'attributes', list, '"service.name"');
     } catch (err) {
       throw prependPath(err, 'resource');
     }

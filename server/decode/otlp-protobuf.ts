@@ -69,6 +69,7 @@ const LINK_FLAGS = tag(6, I32);
 const STATUS_MESSAGE = tag(2, LEN);
 const STATUS_CODE = tag(3, VARINT);
 
+const SERVICE_NAME_KEY = '"service.name"'; // as JSON text, like AttributeList keys
 const TRACE_ID_BYTES = 16;
 const SPAN_ID_BYTES = 8;
 
@@ -114,20 +115,20 @@ function readResourceSpans(ctx: DecodeContext, r: ProtobufReader, end: number): 
 function readResource(ctx: DecodeContext, r: ProtobufReader, end: number): void {
   const list = ctx.resourceAttributeList;
   list.reset();
-  let serviceName = '';
+  let serviceNameJson: string | null = null;
   while (r.pos < end) {
     const t = r.readTag();
     if (t === RESOURCE_ATTRIBUTES) {
       const kept = list.length;
       readAttributeField(ctx, r, end, list);
-      if (list.length > kept && list.lastKey() === 'service.name') serviceName = ctx.lastStringValue ?? '';
+      if (list.length > kept && list.lastKey() === SERVICE_NAME_KEY) serviceNameJson = ctx.lastStringJson;
     } else {
       r.skipField(t, end);
     }
   }
   r.expectEnd(end);
   countDroppedAttributes(ctx, list.dropped);
-  ctx.serviceName = serviceName;
+  ctx.serviceName = serviceNameJson === null ? '' : (JSON.parse(serviceNameJson) as string);
   ctx.resourceAttributes = list.toJson();
 }
 

@@ -8,7 +8,7 @@ import type { AttributeList } from './any-value.js';
 import { formatDouble } from './any-value.js';
 import type { DecodeContext } from './decode-context.js';
 import type { ProtobufReader } from './protobuf-reader.js';
-import { decodeProtobufString, decodeProtobufValueString, writeBytesJson } from './sanitize.js';
+import { decodeProtobufStringJson, decodeProtobufValueJson, writeBytesJson } from './sanitize.js';
 
 // KeyValue { 1 key string; 2 value AnyValue }
 const KEY_VALUE_KEY = (1 << 3) | 2;
@@ -37,31 +37,31 @@ export function readAttributeField(ctx: DecodeContext, r: ProtobufReader, limit:
 
 /** Reads a KeyValue message ending at `end` and adds it to `list`; its value is at nesting `depth`. */
 function readKeyValue(ctx: DecodeContext, r: ProtobufReader, end: number, list: AttributeList, depth: number): void {
-  let key = '';
+  let key = '""';
   let value = 'null';
   let stringValue: string | null = null;
   while (r.pos < end) {
     const tag = r.readTag();
     if (tag === KEY_VALUE_KEY) {
       const keyEnd = r.readDelimitedEnd(end);
-      key = decodeProtobufString(ctx, r.buf, r.pos, keyEnd);
+      key = decodeProtobufStringJson(ctx, r.buf, r.pos, keyEnd);
       r.pos = keyEnd;
     } else if (tag === KEY_VALUE_VALUE) {
       const valueEnd = r.readDelimitedEnd(end);
       value = readAnyValue(ctx, r, valueEnd, depth);
-      stringValue = ctx.lastStringValue;
+      stringValue = ctx.lastStringJson;
     } else {
       r.skipField(tag, end);
     }
   }
   r.expectEnd(end);
   list.push(key, value);
-  ctx.lastStringValue = stringValue;
+  ctx.lastStringJson = stringValue;
 }
 
 /**
  * Reads an AnyValue message ending at `end` and returns its JSON text. `depth` is the number of
- * arrays / kvlists around it. Leaves ctx.lastStringValue set to the string for a string value.
+ * arrays / kvlists around it. Leaves ctx.lastStringJson set to its text if it is a string.
  */
 function readAnyValue(ctx: DecodeContext, r: ProtobufReader, end: number, depth: number): string {
   let json = 'null';
@@ -71,9 +71,9 @@ function readAnyValue(ctx: DecodeContext, r: ProtobufReader, end: number, depth:
     switch (tag) {
       case ANY_STRING: {
         const valueEnd = r.readDelimitedEnd(end);
-        stringValue = decodeProtobufValueString(ctx, r.buf, r.pos, valueEnd);
+        json = decodeProtobufValueJson(ctx, r.buf, r.pos, valueEnd);
         r.pos = valueEnd;
-        json = JSON.stringify(stringValue);
+        stringValue = json;
         continue;
       }
       case ANY_BOOL:
@@ -104,7 +104,7 @@ function readAnyValue(ctx: DecodeContext, r: ProtobufReader, end: number, depth:
     stringValue = null;
   }
   r.expectEnd(end);
-  ctx.lastStringValue = stringValue;
+  ctx.lastStringJson = stringValue;
   return json;
 }
 

@@ -6,6 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { DecodeContext } from './decode-context.js';
+import { MAX_CACHED_BYTES, cachedQuoted, cachedText, remember, slotHolds, slotOf } from './string-cache.js';
 
 // ES2024 string methods that Node 20 has but tsconfig's ES2022 lib does not declare.
 declare global {
@@ -28,24 +29,64 @@ const MAX_UTF8_SEQUENCE = 4;
 
 /** Decodes a protobuf string field and sanitizes it. */
 export function decodeProtobufString(ctx: DecodeContext, buf: Buffer, start: number, end: number): string {
-  if (start === end) return '';
-  const text = (buf as FastSliceBuffer).utf8Slice(start, end);
+  const length = end - start;
+  if (length === 0) return '';
+  if (length > MAX_CACHED_BYTES) return decodeAndSanitize(ctx, buf, start, end, -1);
+  const slot = slotOf(buf, start, end);
+  if (slotHolds(slot, buf, start, end)) return cachedText(slot);
+  return decodeAndSanitize(ctx, buf, start, end, slot);
+}
+
+/** Like decodeProtobufString, but returns the string as JSON text (quoted and escaped). */
+export function decodeProtobufStringJson(ctx: DecodeContext, buf: Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (length === 0) return '""';
+  if (length > MAX_CACHED_BYTES) return JSON.stringify(decodeAndSanitize(ctx, buf, start, end, -1));
+  const slot = slotOf(buf, start, end);
+  if (slotHolds(slot, buf, start, end)) return cachedQuoted(slot);
+  const text = decodeAndSanitize(ctx, buf, start, end, slot);
+  return slotHolds(slot, buf, start, end) ? cachedQuoted(slot) : JSON.stringify(text);
+}
+
+/** Decodes bytes as UTF-8 and sanitizes; a clean result is remembered in `slot` (unless -1). */
+function decodeAndSanitize(ctx: DecodeContext, buf: Buffer, start: number, end: number, slot: number): string {
+  let text = (buf as FastSliceBuffer).utf8Slice(start, end);
+  let clean = true;
   // Invalid sequences decode to U+FFFD; only a string holding one can have had them.
-  if (text.includes(REPLACEMENT) && !isUtf8(buf.subarray(start, end))) ctx.countSanitized('invalid_utf8');
-  return replaceNul(ctx, text);
+  if (text.includes(REPLACEMENT) && !isUtf8(buf.subarray(start, end))) {
+    ctx.countSanitized('invalid_utf8');
+    clean = false;
+  }
+  if (text.includes('\0')) {
+    text = replaceNul(ctx, text);
+    clean = false;
+  }
+  if (clean && slot >= 0) remember(slot, buf, start, end, text);
+  return text;
 }
 
 /**
- * Decodes a protobuf string attribute value: cut to maxAttributeValueBytes before decoding (a
- * 10 MB value is never decoded whole), then sanitized and, if replacements grew it, cut again.
+ * Decodes a protobuf string attribute value to JSON text: cut to maxAttributeValueBytes before
+ * decoding (a 10 MB value is never decoded whole), sanitized, and cut again if replacements grew it.
  */
-export function decodeProtobufValueString(ctx: DecodeContext, buf: Buffer, start: number, end: number): string {
+export function decodeProtobufValueJson(ctx: DecodeContext, buf: Buffer, start: number, end: number): string {
   const maxBytes = ctx.limits.maxAttributeValueBytes;
-  if (end - start <= maxBytes) return truncateValueString(ctx, decodeProtobufString(ctx, buf, start, end), false);
+  // A clean string is exactly its bytes in UTF-8, so a short one needs no length check.
+  if (end - start <= maxBytes) {
+    if (end - start > MAX_CACHED_BYTES) {
+      return JSON.stringify(truncateValueString(ctx, decodeAndSanitize(ctx, buf, start, end, -1), false));
+    }
+    if (start === end) return '""';
+    const slot = slotOf(buf, start, end);
+    if (slotHolds(slot, buf, start, end)) return cachedQuoted(slot);
+    const text = decodeAndSanitize(ctx, buf, start, end, slot);
+    if (slotHolds(slot, buf, start, end)) return cachedQuoted(slot);
+    return JSON.stringify(truncateValueString(ctx, text, false));
+  }
   let cut = start + maxBytes;
   // Back up to the first byte of the character the limit falls in (continuation bytes are 10xxxxxx).
   for (let i = 0; i < MAX_UTF8_SEQUENCE - 1 && cut > start && (buf[cut] & 0xc0) === 0x80; i++) cut--;
-  return truncateValueString(ctx, decodeProtobufString(ctx, buf, start, cut), true);
+  return JSON.stringify(truncateValueString(ctx, decodeProtobufString(ctx, buf, start, cut), true));
 }
 
 /** Sanitizes a string that came from JSON.parse (lone surrogates, NUL, invalid UTF-8 in the body). */
@@ -55,7 +96,7 @@ export function sanitizeJsonString(ctx: DecodeContext, text: string): string {
     text = text.toWellFormed();
   }
   if (ctx.bodyHadInvalidUtf8 && text.includes(REPLACEMENT)) ctx.countSanitized('invalid_utf8');
-  return replaceNul(ctx, text);
+  return text.includes('\0') ? replaceNul(ctx, text) : text;
 }
 
 /** Sanitizes a JSON string attribute value and cuts it to maxAttributeValueBytes. */
@@ -64,7 +105,6 @@ export function sanitizeJsonValueString(ctx: DecodeContext, text: string): strin
 }
 
 function replaceNul(ctx: DecodeContext, text: string): string {
-  if (!text.includes('\0')) return text;
   ctx.countSanitized('nul_byte');
   return text.replace(NUL_GLOBAL, REPLACEMENT);
 }

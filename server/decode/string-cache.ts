@@ -50,7 +50,8 @@ export function cachedQuoted(slot: number): string {
 
 /** Remembers a clean (unsanitized) decoding of buf[start..end) in `slot`. */
 export function remember(slot: number, buf: Uint8Array, start: number, end: number, text: string): void {
-  arena.set(buf.subarray(start, end), slot * MAX_CACHED_BYTES);
+  let offset = slot * MAX_CACHED_BYTES;
+  for (let i = start; i < end; i++, offset++) arena[offset] = buf[i];
   lengths[slot] = end - start;
   texts[slot] = text;
   quoted[slot] = undefined;

@@ -24,7 +24,8 @@ export function createPool(options: PoolOptions, log: Logger): pg.Pool {
     statement_timeout: options.statementTimeoutMs,
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 60_000,
     application_name: 'tracehouse',
-    options: '-c synchronous_commit=on -c TimeZone=UTC',
+    // temp_buffers: room for the writer's staging table in memory (allocated only as used).
+    options: '-c synchronous_commit=on -c TimeZone=UTC -c temp_buffers=64MB',
     keepAlive: true,
     idleTimeoutMillis: 30_000,
   });

@@ -20,7 +20,7 @@ import { encodeCopyRows, type EncodedRows } from './copy-text.js';
 import { MS_PER_DAY } from './partitions.js';
 import { rollbackQuietly, withClient } from './pool.js';
 import { isNoPartitionError } from './retryable.js';
-import { COPY_INTO_STAGE, CREATE_STAGE, INSERT_FROM_STAGE_AND_COMMIT } from './sql.js';
+import { BEGIN_WRITE, COPY_INTO_STAGE, CREATE_STAGE, INSERT_FROM_STAGE_AND_COMMIT } from './sql.js';
 import type { PartitionManager, SpanBatch, SpanWriter, WriteResult } from './types.js';
 
 export class PgSpanWriter implements SpanWriter {
@@ -69,7 +69,7 @@ export class PgSpanWriter implements SpanWriter {
         await client.query(CREATE_STAGE);
         this.#staged.add(client);
       }
-      await client.query('BEGIN');
+      await client.query(BEGIN_WRITE);
       try {
         await pipeline(Readable.from(encoded.chunks), client.query(pgCopyStreams.from(COPY_INTO_STAGE)));
         const results = (await client.query(INSERT_FROM_STAGE_AND_COMMIT)) as unknown as pg.QueryResult<{ inserted: number }>[];

@@ -131,6 +131,12 @@ WITH ins AS (
 )
 SELECT count(*)::int AS inserted FROM ins`;
 
+/**
+ * Opens the write transaction. work_mem is raised for it alone so that sorting a large batch by
+ * key (for the lock order) stays in memory instead of spilling to a temp file.
+ */
+export const BEGIN_WRITE = "BEGIN; SET LOCAL work_mem = '64MB'";
+
 /** INSERT_FROM_STAGE and COMMIT in one simple-protocol message: one round trip for both. */
 export const INSERT_FROM_STAGE_AND_COMMIT = `${INSERT_FROM_STAGE};\nCOMMIT`;
 

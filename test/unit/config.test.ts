@@ -38,3 +38,16 @@ describe('configuration', () => {
     expect(() => loadConfig({ RETRY_AFTER_S: '30' })).toThrow(/RETRY_AFTER_S must be between 1 and 5/);
   });
 });
+
+describe('deploy/env.example', () => {
+  it('lists every configuration key, with the default value where there is one', () => {
+    const example = readFileSync(new URL('../../deploy/env.example', import.meta.url), 'utf8');
+    const keys = [...example.matchAll(/^#? ?([A-Z][A-Z_0-9]+)=(.*)$/gm)].map((match) => [match[1], match[2]] as const);
+    expect(keys.map(([key]) => key).sort()).toEqual(Object.keys(ENV_KEYS).sort());
+    for (const [key, value] of keys) {
+      const spec = ENV_KEYS[key];
+      const defaultValue = (DEFAULTS[spec.section] as unknown as Record<string, unknown>)[spec.key];
+      if (defaultValue !== undefined) expect(value, key).toBe(String(defaultValue));
+    }
+  });
+});
