@@ -3,6 +3,7 @@
  *   (a) the shipped writer: COPY → TEMP staging table → INSERT … ON CONFLICT DO NOTHING + traces upsert
  *   (b) one INSERT … SELECT FROM unnest($1::bytea[], …) ON CONFLICT DO NOTHING + the same upsert
  *   (c) raw COPY straight into spans: no dedupe, no summaries (the physical limit)
+ *   (d) (a) without the traces upsert, to show what the trace summary costs
  * at two batch sizes, interleaved over several rounds; each measurement starts from empty tables
  * (TRUNCATE + CHECKPOINT) and writes fresh rows sequentially on one connection, one transaction per
  * batch, synchronous_commit=on.
@@ -25,7 +26,7 @@ import type { SpanRow } from '../server/decode/types.js';
 import { encodeCopyRows, TimestampFormatter } from '../server/storage/copy-text.js';
 import { createStorage } from '../server/storage/index.js';
 import { migrate } from '../server/storage/migrate.js';
-import { COPY_INTO_SPANS, INSERT_UNNEST } from '../server/storage/sql.js';
+import { BEGIN_WRITE, COPY_INTO_SPANS, COPY_INTO_STAGE, CREATE_STAGE, INSERT_UNNEST, SPAN_COLUMNS } from '../server/storage/sql.js';
 import type { SpanBatch, Storage } from '../server/storage/types.js';
 
 const { values: args } = parseArgs({
@@ -42,12 +43,18 @@ const TENANT = 'bench';
 const DAY_MS = 86_400_000;
 const BASE_MS = Date.UTC(2030, 5, 1, 12);
 
-type Variant = 'a' | 'b' | 'c';
+type Variant = 'a' | 'b' | 'c' | 'd';
 const VARIANTS: Record<Variant, string> = {
-  a: 'COPY → temp stage → INSERT ON CONFLICT (shipped)',
-  b: 'INSERT … SELECT FROM unnest() ON CONFLICT',
-  c: 'raw COPY into spans (no dedupe)',
+  a: 'COPY → temp stage → INSERT ON CONFLICT + traces upsert (shipped)',
+  b: 'INSERT … SELECT FROM unnest() ON CONFLICT + traces upsert',
+  c: 'raw COPY into spans (no dedupe, no summaries)',
+  d: '(a) without the traces upsert (what the summary costs)',
 };
+
+/** Variant (d) only: the shipped statement minus the summary CTE. Not used by the server. */
+const INSERT_FROM_STAGE_WITHOUT_SUMMARY =
+  `WITH ins AS (INSERT INTO spans (${SPAN_COLUMNS.join(', ')}) SELECT ${SPAN_COLUMNS.join(', ')} FROM pg_temp.th_stage ` +
+  'ORDER BY tenant, trace_id, span_id, start_time ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::int AS inserted FROM ins';
 
 // ---- realistic rows ---------------------------------------------------------------------------
 
@@ -195,6 +202,19 @@ async function writeBatch(variant: Variant, w: Writers, batch: SpanBatch): Promi
         client.release();
       }
     }
+    case 'd': {
+      const client = await w.copyPool.connect();
+      try {
+        const { chunks } = encodeCopyRows([batch]);
+        await client.query(CREATE_STAGE);
+        await client.query(BEGIN_WRITE);
+        await pipeline(Readable.from(chunks), client.query(pgCopyStreams.from(COPY_INTO_STAGE)));
+        const results = (await client.query(`${INSERT_FROM_STAGE_WITHOUT_SUMMARY}; COMMIT`)) as unknown as pg.QueryResult[];
+        return results[0].rows[0].inserted as number;
+      } finally {
+        client.release();
+      }
+    }
   }
 }
 
@@ -209,20 +229,27 @@ interface Sample {
   pgUsPerRow: number | undefined;
 }
 
-/** CPU time (µs) of the backends of application tracehouse-bench*, from /proc (same host only). */
-async function backendCpuUs(admin: pg.Pool): Promise<number | undefined> {
+/** CPU time (µs) per backend of the writing connections, from /proc (same host only). */
+async function backendCpuUs(admin: pg.Pool): Promise<Map<number, number> | undefined> {
   const { rows } = await admin.query<{ pid: number }>(
     "SELECT pid FROM pg_stat_activity WHERE application_name IN ('tracehouse', 'tracehouse-bench')",
   );
-  let total = 0;
+  const out = new Map<number, number>();
   for (const { pid } of rows) {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) * 10_000; // utime + stime, clock ticks of 10 ms
+      out.set(pid, (Number(fields[11]) + Number(fields[12])) * 10_000); // utime + stime in 10 ms ticks
     } catch {
       return undefined;
     }
   }
+  return out;
+}
+
+function cpuDelta(before: Map<number, number> | undefined, after: Map<number, number> | undefined): number | undefined {
+  if (!before || !after) return undefined;
+  let total = 0;
+  for (const [pid, us] of after) total += us - (before.get(pid) ?? 0); // a backend born meanwhile counts in full
   return total;
 }
 
@@ -231,6 +258,8 @@ async function measure(variant: Variant, size: number, w: Writers, db: pg.Pool, 
   await db.query('CHECKPOINT');
   const batches: SpanBatch[] = [];
   for (let i = 0; i < rows.length; i += size) batches.push({ tenant: TENANT, rows: rows.slice(i, i + size) });
+  // Make sure every writer connection exists before the CPU snapshot.
+  await Promise.all([w.storage.ping(), w.unnestPool.query('SELECT 1'), w.copyPool.query('SELECT 1')]);
   const pgBefore = await backendCpuUs(db);
   const cpuBefore = process.cpuUsage();
   const t0 = process.hrtime.bigint();
@@ -247,7 +276,7 @@ async function measure(variant: Variant, size: number, w: Writers, db: pg.Pool, 
     variant,
     rowsPerS: rows.length / seconds,
     clientUsPerRow: (cpu.user + cpu.system) / rows.length,
-    pgUsPerRow: pgBefore !== undefined && pgAfter !== undefined ? (pgAfter - pgBefore) / rows.length : undefined,
+    pgUsPerRow: ((d) => (d === undefined ? undefined : d / rows.length))(cpuDelta(pgBefore, pgAfter)),
   };
 }
 
@@ -292,13 +321,13 @@ async function main(): Promise<void> {
     console.log('# one connection, one transaction per batch; TRUNCATE + CHECKPOINT before every measurement');
 
     // Warm-up: plans, stage table, JIT-free code paths.
-    for (const v of ['a', 'b', 'c'] as Variant[]) await measure(v, 512, w, db, makeRows(2048));
+    for (const v of ['a', 'b', 'c', 'd'] as Variant[]) await measure(v, 512, w, db, makeRows(2048));
 
     const samples: Sample[] = [];
-    const order: Variant[] = ['a', 'b', 'c'];
+    const order: Variant[] = ['a', 'b', 'c', 'd'];
     for (let round = 1; round <= ROUNDS; round++) {
       for (const size of SIZES) {
-        const rotated = [...order.slice(round % 3), ...order.slice(0, round % 3)];
+        const rotated = [...order.slice(round % order.length), ...order.slice(0, round % order.length)];
         for (const variant of rotated) {
           const s = await measure(variant, size, w, db, makeRows(ROWS));
           samples.push({ round, ...s });

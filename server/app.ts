@@ -4,7 +4,7 @@
  * refuses new requests with 503, lets in-flight requests finish (their spans commit), then drains
  * the batcher within config.lifecycle.drainTimeoutMs.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Batcher } from './batch/batcher.js';
 import type { Config } from './config.js';
@@ -50,7 +50,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const { storage, metrics, log } = deps;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }), // per-request lines would drown the logs at load
     requestTimeout: config.receive.requestTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
