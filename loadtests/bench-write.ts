@@ -26,7 +26,14 @@ import type { SpanRow } from '../server/decode/types.js';
 import { encodeCopyRows, TimestampFormatter } from '../server/storage/copy-text.js';
 import { createStorage } from '../server/storage/index.js';
 import { migrate } from '../server/storage/migrate.js';
-import { BEGIN_WRITE, COPY_INTO_SPANS, COPY_INTO_STAGE, CREATE_STAGE, INSERT_UNNEST, SPAN_COLUMNS } from '../server/storage/sql.js';
+import {
+  BEGIN_WRITE,
+  COPY_INTO_SPANS,
+  COPY_INTO_STAGE,
+  CREATE_STAGE,
+  INSERT_UNNEST,
+  SPAN_COLUMNS,
+} from '../server/storage/sql.js';
 import type { SpanBatch, Storage } from '../server/storage/types.js';
 
 const { values: args } = parseArgs({
@@ -76,7 +83,10 @@ function resourceAttributes(service: string): string {
 /** ~1 KB COPY text rows: 16-span traces, 10 span attributes, 8 resource attributes, events on 1/4. */
 function makeRows(count: number): SpanRow[] {
   const rows: SpanRow[] = [];
-  const services = ['checkout', 'cart', 'payment', 'frontend'].map((s) => ({ name: s, resource: resourceAttributes(s) }));
+  const services = ['checkout', 'cart', 'payment', 'frontend'].map((s) => ({
+    name: s,
+    resource: resourceAttributes(s),
+  }));
   let traceId = randomBytes(16);
   let rootId = randomBytes(8);
   for (let i = 0; i < count; i++) {
@@ -209,7 +219,9 @@ async function writeBatch(variant: Variant, w: Writers, batch: SpanBatch): Promi
         await client.query(CREATE_STAGE);
         await client.query(BEGIN_WRITE);
         await pipeline(Readable.from(chunks), client.query(pgCopyStreams.from(COPY_INTO_STAGE)));
-        const results = (await client.query(`${INSERT_FROM_STAGE_WITHOUT_SUMMARY}; COMMIT`)) as unknown as pg.QueryResult[];
+        const results = (await client.query(
+          `${INSERT_FROM_STAGE_WITHOUT_SUMMARY}; COMMIT`,
+        )) as unknown as pg.QueryResult[];
         return results[0].rows[0].inserted as number;
       } finally {
         client.release();
@@ -253,7 +265,13 @@ function cpuDelta(before: Map<number, number> | undefined, after: Map<number, nu
   return total;
 }
 
-async function measure(variant: Variant, size: number, w: Writers, db: pg.Pool, rows: SpanRow[]): Promise<Omit<Sample, 'round'>> {
+async function measure(
+  variant: Variant,
+  size: number,
+  w: Writers,
+  db: pg.Pool,
+  rows: SpanRow[],
+): Promise<Omit<Sample, 'round'>> {
   await db.query('TRUNCATE spans, traces');
   await db.query('CHECKPOINT');
   const batches: SpanBatch[] = [];
@@ -270,7 +288,9 @@ async function measure(variant: Variant, size: number, w: Writers, db: pg.Pool, 
   const pgAfter = await backendCpuUs(db);
   if (inserted !== rows.length) throw new Error(`variant ${variant}: inserted ${inserted} of ${rows.length}`);
   const { rows: count } = await db.query('SELECT count(*)::int AS n FROM spans');
-  if (count[0].n !== rows.length) throw new Error(`variant ${variant}: ${count[0].n} rows stored, expected ${rows.length}`);
+  if (count[0].n !== rows.length) {
+    throw new Error(`variant ${variant}: ${count[0].n} rows stored, expected ${rows.length}`);
+  }
   return {
     size,
     variant,
@@ -287,7 +307,8 @@ const median = (xs: number[]): number => {
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 async function main(): Promise<void> {
-  const adminUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const adminUrl =
+    process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
   const name = `th_bench_${process.pid}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -312,12 +333,18 @@ async function main(): Promise<void> {
   try {
     await migrate(dbUrl);
     await storage.partitions.ensureRange(new Date(BASE_MS), new Date(BASE_MS + DAY_MS));
-    const settings = await db.query("SELECT version() AS v, current_setting('shared_buffers') AS sb, current_setting('synchronous_commit') AS sc");
+    const settings = await db.query(
+      "SELECT version() AS v, current_setting('shared_buffers') AS sb, current_setting('synchronous_commit') AS sc",
+    );
     const sampleRows = makeRows(512);
     const copyBytes = encodeCopyRows([{ tenant: TENANT, rows: sampleRows }]).chunks.reduce((n, c) => n + c.length, 0);
     console.log(`# bench-write  ${new Date().toISOString()}  node ${process.version}`);
-    console.log(`# ${settings.rows[0].v}; shared_buffers ${settings.rows[0].sb}; synchronous_commit ${settings.rows[0].sc}`);
-    console.log(`# ${ROWS} rows per measurement, ${(copyBytes / 512).toFixed(0)} B/row as COPY text, ${ROUNDS} rounds, batch sizes ${SIZES.join(', ')}`);
+    console.log(
+      `# ${settings.rows[0].v}; shared_buffers ${settings.rows[0].sb}; synchronous_commit ${settings.rows[0].sc}`,
+    );
+    console.log(
+      `# ${ROWS} rows per measurement, ${(copyBytes / 512).toFixed(0)} B/row as COPY text, ${ROUNDS} rounds, batch sizes ${SIZES.join(', ')}`,
+    );
     console.log('# one connection, one transaction per batch; TRUNCATE + CHECKPOINT before every measurement');
 
     // Warm-up: plans, stage table, JIT-free code paths.
@@ -340,7 +367,9 @@ async function main(): Promise<void> {
       }
     }
 
-    console.log('\n| variant | batch | rows/s median | min | max | runs | ratio to (c) | same-round ratio to (c), median | client µs/row | PG backend µs/row |');
+    console.log(
+      '\n| variant | batch | rows/s median | min | max | runs | ratio to (c) | same-round ratio to (c), median | client µs/row | PG backend µs/row |',
+    );
     console.log('|---|---|---|---|---|---|---|---|---|---|');
     for (const size of SIZES) {
       const of = (v: Variant) => samples.filter((s) => s.size === size && s.variant === v);
@@ -348,7 +377,9 @@ async function main(): Promise<void> {
       for (const v of order) {
         const xs = of(v).map((s) => s.rowsPerS);
         const sameRound = of(v).map((s) => s.rowsPerS / of('c').find((c) => c.round === s.round)!.rowsPerS);
-        const pgCpu = of(v).map((s) => s.pgUsPerRow).filter((x): x is number => x !== undefined);
+        const pgCpu = of(v)
+          .map((s) => s.pgUsPerRow)
+          .filter((x): x is number => x !== undefined);
         console.log(
           `| (${v}) ${VARIANTS[v]} | ${size} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))} | ${fmt(Math.max(...xs))} | ${xs.length} | ` +
             `${(median(xs) / cMedian).toFixed(2)} | ${median(sameRound).toFixed(2)} | ${median(of(v).map((s) => s.clientUsPerRow)).toFixed(1)} | ` +
@@ -359,8 +390,13 @@ async function main(): Promise<void> {
     for (const size of SIZES) {
       const ratios = samples
         .filter((s) => s.size === size && s.variant === 'a')
-        .map((a) => a.rowsPerS / samples.find((b) => b.size === size && b.variant === 'b' && b.round === a.round)!.rowsPerS);
-      console.log(`\nbatch ${size}: (a)/(b) same-round median ${median(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
+        .map(
+          (a) =>
+            a.rowsPerS / samples.find((b) => b.size === size && b.variant === 'b' && b.round === a.round)!.rowsPerS,
+        );
+      console.log(
+        `\nbatch ${size}: (a)/(b) same-round median ${median(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
+      );
     }
   } finally {
     await storage.stop();

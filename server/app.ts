@@ -1,8 +1,8 @@
 /**
  * buildApp(config, deps) assembles the stages in data-flow order and returns a Fastify instance
  * that has not listened. Only this file knows every stage. Closing the app (fastify.close())
- * refuses new requests with 503, lets in-flight requests finish (their spans commit), then drains
- * the batcher within config.lifecycle.drainTimeoutMs.
+ * marks it draining (ingest answers 503 + Retry-After, /ready 503), lets in-flight requests finish
+ * (their spans commit), then drains the batcher within config.lifecycle.drainTimeoutMs.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -52,13 +52,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // per-request lines would drown the logs at load
     requestTimeout: config.receive.requestTimeoutMs,
-    return503OnClosing: true,
+    return503OnClosing: false, // while closing, ingest answers its own OTLP 503 (Retry-After, counted)
     forceCloseConnections: 'idle',
   });
 
   const state: AppState = { started: false, draining: false };
   const batcher = new Batcher(storage.writer, config.batch, metrics, log.child({ stage: 'batch' }));
-  const pipeline = new IngestPipeline({ config, batcher, metrics, now: deps.now });
+  const pipeline = new IngestPipeline({ config, batcher, metrics, isDraining: () => state.draining, now: deps.now });
   const readiness = new Readiness({
     isStarted: () => state.started,
     isDraining: () => state.draining,
@@ -77,6 +77,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       { method: request.method, route, status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+  });
+  // While draining, every answer closes its connection. Otherwise a keep-alive connection whose
+  // request was in flight at SIGTERM turns idle after its answer, and server.close() (so the exit)
+  // waits for it until the drain deadline forces it shut.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (state.draining) reply.header('connection', 'close');
+    return payload;
   });
   app.addHook('preClose', async () => {
     state.draining = true;

@@ -103,6 +103,10 @@ export class DecodeContext {
     this.sanitized[kind] += n;
   }
 
+  countDroppedAttributes(dropped: number): void {
+    if (dropped > 0) this.sanitized.attributes_dropped += dropped;
+  }
+
   countRejected(reason: RejectReason): void {
     this.rejected[reason]++;
   }

@@ -62,37 +62,53 @@ function readAnyValueJson(ctx: DecodeContext, v: unknown, depth: number): string
   ctx.lastStringJson = null;
   if (v === undefined) return 'null';
   if (!isJsonObject(v)) throw new JsonShapeError('', 'expected an AnyValue object');
-  let field = getField(v, 'stringValue', 'string_value');
-  if (field !== undefined) {
-    if (typeof field !== 'string') throw new JsonShapeError('stringValue', 'expected a string');
-    const json = JSON.stringify(sanitizeJsonValueString(ctx, field));
-    ctx.lastStringJson = json;
-    return json;
-  }
-  field = getField(v, 'boolValue', 'bool_value');
-  if (field !== undefined) {
-    if (typeof field !== 'boolean') throw new JsonShapeError('boolValue', 'expected a boolean');
-    return field ? 'true' : 'false';
-  }
-  field = getField(v, 'intValue', 'int_value');
-  if (field !== undefined) return convertInt64(field, 'intValue');
-  field = getField(v, 'doubleValue', 'double_value');
-  if (field !== undefined) return formatDouble(convertDouble(field, 'doubleValue'));
-  field = getField(v, 'arrayValue', 'array_value');
-  if (field !== undefined) return readListJson(ctx, field, depth + 1, 'arrayValue');
-  field = getField(v, 'kvlistValue', 'kvlist_value');
-  if (field !== undefined) return readListJson(ctx, field, depth + 1, 'kvlistValue');
-  field = getField(v, 'bytesValue', 'bytes_value');
-  if (field !== undefined) {
-    if (typeof field !== 'string') throw new JsonShapeError('bytesValue', 'expected a base64 string');
-    const bytes = Buffer.from(field, 'base64');
-    return writeBytesJson(ctx, bytes, 0, bytes.length);
+  // The oneof is whichever known field is set (the first in key order if several are); one pass
+  // over the keys is cheaper than probing seven names in two spellings.
+  for (const name in v) {
+    const field = v[name];
+    if (field === null || field === undefined) continue;
+    switch (name) {
+      case 'stringValue':
+      case 'string_value': {
+        if (typeof field !== 'string') throw new JsonShapeError(name, 'expected a string');
+        const json = JSON.stringify(sanitizeJsonValueString(ctx, field));
+        ctx.lastStringJson = json;
+        return json;
+      }
+      case 'boolValue':
+      case 'bool_value':
+        if (typeof field !== 'boolean') throw new JsonShapeError(name, 'expected a boolean');
+        return field ? 'true' : 'false';
+      case 'intValue':
+      case 'int_value':
+        return convertInt64(field, name);
+      case 'doubleValue':
+      case 'double_value':
+        return formatDouble(convertDouble(field, name));
+      case 'arrayValue':
+      case 'array_value':
+        return readListJson(ctx, field, depth + 1, 'arrayValue');
+      case 'kvlistValue':
+      case 'kvlist_value':
+        return readListJson(ctx, field, depth + 1, 'kvlistValue');
+      case 'bytesValue':
+      case 'bytes_value': {
+        if (typeof field !== 'string') throw new JsonShapeError(name, 'expected a base64 string');
+        const bytes = Buffer.from(field, 'base64');
+        return writeBytesJson(ctx, bytes, 0, bytes.length);
+      }
+    }
   }
   return 'null';
 }
 
 /** Reads an ArrayValue or KeyValueList (`{"values": [...]}`) at container depth `depth`. */
-function readListJson(ctx: DecodeContext, container: unknown, depth: number, kind: 'arrayValue' | 'kvlistValue'): string {
+function readListJson(
+  ctx: DecodeContext,
+  container: unknown,
+  depth: number,
+  kind: 'arrayValue' | 'kvlistValue',
+): string {
   const max = ctx.limits.maxAnyValueDepth;
   if (depth > max) {
     throw new TracehouseError(

@@ -5,6 +5,7 @@
  * A value of the wrong type throws JsonShapeError, which the walker turns into TH_ERR_DECODE_BAD_JSON
  * naming the path.
  */
+import { formatDouble } from './any-value.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -91,14 +92,19 @@ export function readFixed64(obj: JsonObject, camel: string, snake: string): bigi
   throw new JsonShapeError(camel, 'expected a uint64 as a decimal string or an integer number');
 }
 
-/** int64 AnyValue.intValue: a decimal string (parsed exactly) or an integer JSON number → decimal text. */
+/**
+ * int64 AnyValue.intValue → its JSON text: a decimal string (parsed exactly) or an integer JSON number.
+ * An integral number beyond int64 is stored as the double it is: the OpenTelemetry JS SDK writes
+ * such numbers as intValue in OTLP/JSON but as doubleValue in protobuf, and both must store alike.
+ */
 export function convertInt64(value: unknown, segment: string): string {
   if (typeof value === 'string') {
     if (SIGNED_DIGITS.test(value)) {
       const n = BigInt(value);
       if (n >= INT64_MIN && n <= INT64_MAX) return n.toString();
     }
-  } else if (typeof value === 'number' && Number.isInteger(value) && value >= -TWO_POW_63 && value < TWO_POW_63) {
+  } else if (typeof value === 'number' && Number.isInteger(value)) {
+    if (value < -TWO_POW_63 || value >= TWO_POW_63) return formatDouble(value);
     return Number.isSafeInteger(value) ? String(value + 0) : BigInt(value).toString();
   }
   throw new JsonShapeError(segment, 'expected an int64 as a decimal string or an integer number');

@@ -103,7 +103,7 @@ function walkResourceSpans(ctx: DecodeContext, rs: unknown): void {
     } catch (err) {
       throw prependPath(err, 'resource');
     }
-    countDroppedAttributes(ctx, list.dropped);
+    ctx.countDroppedAttributes(list.dropped);
     ctx.serviceName = serviceName ?? '';
     ctx.resourceAttributes = list.toJson();
   }
@@ -127,7 +127,7 @@ function walkScopeSpans(ctx: DecodeContext, ss: unknown): void {
       ctx.scopeVersion = sanitizeJsonString(ctx, readRawString(scope, 'version', 'version'));
       const list = ctx.scopeAttributeList;
       readAttributesJson(ctx, scope, 'attributes', list);
-      countDroppedAttributes(ctx, list.dropped);
+      ctx.countDroppedAttributes(list.dropped);
       ctx.scopeAttributes = list.toJson();
     } catch (err) {
       throw prependPath(err, 'scope');
@@ -164,7 +164,7 @@ function walkSpan(ctx: DecodeContext, span: unknown): void {
   const attributes = ctx.spanAttributes;
   readAttributesJson(ctx, span, 'attributes', attributes);
   d.attributes = attributes.toJson();
-  countDroppedAttributes(ctx, attributes.dropped);
+  ctx.countDroppedAttributes(attributes.dropped);
   const receivedDropped = readUint32(span, 'droppedAttributesCount', 'dropped_attributes_count');
   d.droppedAttributesCount = addDropped(receivedDropped, attributes.dropped);
 
@@ -220,7 +220,7 @@ function walkEvent(ctx: DecodeContext, event: unknown): string {
   const name = sanitizeJsonString(ctx, readRawString(event, 'name', 'name'));
   const list = ctx.eventAttributes;
   readAttributesJson(ctx, event, 'attributes', list);
-  countDroppedAttributes(ctx, list.dropped);
+  ctx.countDroppedAttributes(list.dropped);
   const dropped = addDropped(readUint32(event, 'droppedAttributesCount', 'dropped_attributes_count'), list.dropped);
   return writeEventJson(time, name, list.toJson(), dropped);
 }
@@ -233,11 +233,7 @@ function walkLink(ctx: DecodeContext, link: unknown): string {
   const flags = readUint32(link, 'flags', 'flags');
   const list = ctx.linkAttributes;
   readAttributesJson(ctx, link, 'attributes', list);
-  countDroppedAttributes(ctx, list.dropped);
+  ctx.countDroppedAttributes(list.dropped);
   const dropped = addDropped(readUint32(link, 'droppedAttributesCount', 'dropped_attributes_count'), list.dropped);
   return writeLinkJson(traceId, spanId, traceState, flags, list.toJson(), dropped);
-}
-
-function countDroppedAttributes(ctx: DecodeContext, dropped: number): void {
-  if (dropped > 0) ctx.countSanitized('attributes_dropped', dropped);
 }

@@ -8,7 +8,7 @@ import type { AttributeList } from './any-value.js';
 import { formatDouble } from './any-value.js';
 import type { DecodeContext } from './decode-context.js';
 import type { ProtobufReader } from './protobuf-reader.js';
-import { decodeProtobufStringJson, decodeProtobufValueJson, writeBytesJson } from './sanitize.js';
+import { decodeProtobufString, decodeProtobufStringJson, decodeProtobufValueJson, writeBytesJson } from './sanitize.js';
 
 // KeyValue { 1 key string; 2 value AnyValue }
 const KEY_VALUE_KEY = (1 << 3) | 2;
@@ -24,6 +24,14 @@ const ANY_KVLIST = (6 << 3) | 2;
 const ANY_BYTES = (7 << 3) | 2;
 // ArrayValue { repeated AnyValue values = 1 }; KeyValueList { repeated KeyValue values = 1 }
 const LIST_VALUES = (1 << 3) | 2;
+
+/** Reads a string field (the reader is at its length prefix), sanitized. */
+export function readString(ctx: DecodeContext, r: ProtobufReader, limit: number): string {
+  const end = r.readDelimitedEnd(limit);
+  const text = decodeProtobufString(ctx, r.buf, r.pos, end);
+  r.pos = end;
+  return text;
+}
 
 /**
  * Reads one repeated KeyValue field occurrence (the reader is at its length prefix) into `list`.

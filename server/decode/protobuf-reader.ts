@@ -17,6 +17,11 @@ export const WireType = {
   I32: 5,
 } as const;
 
+/** A field's tag as it appears on the wire: field number << 3 | wire type. */
+export function fieldTag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}
+
 const TWO_POW_32 = 4294967296;
 /** int64 values whose high word lies in [-2^21, 2^21) fit a double exactly (|v| < 2^53). */
 const SAFE_HIGH_WORD = 0x200000;

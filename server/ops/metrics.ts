@@ -23,6 +23,7 @@ export interface Metrics {
   spansDuplicate: Counter<'tenant'>;
   valuesSanitized: Counter<'kind'>;
   requestsRejected: Counter<'transport' | 'code'>;
+  requestsRefused: Counter<'transport' | 'reason'>;
   queueSpans: Gauge;
   queueBytes: Gauge;
   queueCapacitySpans: Gauge;
@@ -79,6 +80,12 @@ export function createMetrics(registry: Registry): Metrics {
       name: 'tracehouse_requests_rejected_total',
       help: 'Whole requests rejected before their spans could be counted, by error code.',
       labelNames: ['transport', 'code'],
+      registers,
+    }),
+    requestsRefused: new Counter({
+      name: 'tracehouse_requests_refused_total',
+      help: 'Requests refused with 503 before their body was read (overload, storage down, draining).',
+      labelNames: ['transport', 'reason'],
       registers,
     }),
     queueSpans: new Gauge({

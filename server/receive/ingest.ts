@@ -3,8 +3,7 @@
  * span counted exactly once as accepted, rejected or refused. Transports only move bytes in and
  * turn the IngestOutcome (or the thrown TracehouseError) into their own answer via otlp-status.
  */
-import type { Batcher } from '../batch/batcher.js';
-import { BatchFailure } from '../batch/batcher.js';
+import { BatchFailure, type Batcher, type RefusalCode } from '../batch/batcher.js';
 import type { Config } from '../config.js';
 import { decodeExportRequest } from '../decode/index.js';
 import type { DecodedRequest, TimeWindow, WireFormat } from '../decode/types.js';
@@ -25,6 +24,7 @@ export interface IngestDeps {
   config: Config;
   batcher: Batcher;
   metrics: Metrics;
+  isDraining: () => boolean;
   now?: () => number; // ms since epoch; tests move the clock
 }
 
@@ -45,9 +45,19 @@ export class IngestPipeline {
     this.#deps = deps;
   }
 
-  /** False when a request would be refused anyway: transports check it before reading the body. */
-  get hasRoom(): boolean {
-    return !this.#deps.batcher.saturated && !this.#deps.batcher.storageBackingOff;
+  /**
+   * Why a request arriving now would be refused anyway, or undefined when it may come in.
+   * Transports check this before reading the body, so overload costs no decoding; such a request
+   * is counted in tracehouse_requests_refused_total (its spans were never read).
+   */
+  refusalBeforeRead(transport: Transport): RefusalCode | undefined {
+    const { batcher, metrics, isDraining } = this.#deps;
+    let code: RefusalCode | undefined;
+    if (isDraining()) code = 'TH_ERR_BATCH_SHUTTING_DOWN';
+    else if (batcher.storageBackingOff) code = 'TH_ERR_STORAGE_UNAVAILABLE';
+    else if (batcher.saturated) code = 'TH_ERR_BATCH_QUEUE_FULL';
+    if (code) metrics.requestsRefused.inc({ transport, reason: refuseReason(code) });
+    return code;
   }
 
   /**

@@ -48,8 +48,9 @@ export async function registerOtlpHttp(app: FastifyInstance, options: OtlpHttpOp
   // Refuse before reading the body when the request would be refused anyway: under overload the
   // event loop must not spend its time receiving and decoding what it cannot admit.
   app.addHook('onRequest', async (request, reply) => {
-    if (pipeline.hasRoom) return;
-    return sendOtlpReply(reply, replyForError(new TracehouseError('TH_ERR_BATCH_QUEUE_FULL'), formatOf(request), retryAfterS));
+    const refusal = pipeline.refusalBeforeRead('http');
+    if (refusal === undefined) return;
+    return sendOtlpReply(reply, replyForError(new TracehouseError(refusal), formatOf(request), retryAfterS));
   });
 
   app.addHook('preParsing', async (request, _reply, payload) => {

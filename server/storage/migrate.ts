@@ -52,7 +52,9 @@ export function listMigrations(dir: string = findMigrationsDir()): Migration[] {
   migrations.sort((a, b) => a.version - b.version);
   for (let i = 1; i < migrations.length; i++) {
     if (migrations[i].version === migrations[i - 1].version) {
-      throw new Error(`two migrations share version ${migrations[i].version}: ${migrations[i - 1].file}, ${migrations[i].file}`);
+      throw new Error(
+        `two migrations share version ${migrations[i].version}: ${migrations[i - 1].file}, ${migrations[i].file}`,
+      );
     }
   }
   return migrations;
@@ -76,7 +78,9 @@ export async function migrate(
 ): Promise<MigrateResult> {
   const migrations = listMigrations(options.dir);
   const ownPool = typeof target === 'string';
-  const pool = ownPool ? new pg.Pool({ connectionString: target, max: 1, application_name: 'tracehouse-migrate' }) : target;
+  const pool = ownPool
+    ? new pg.Pool({ connectionString: target, max: 1, application_name: 'tracehouse-migrate' })
+    : target;
   if (ownPool) pool.on('error', (err) => log?.warn({ err }, 'idle migration connection failed'));
   try {
     const known = migrations.at(-1)?.version ?? 0;

@@ -12,7 +12,7 @@ export interface PoolOptions {
   max: number;
   connectTimeoutMs: number;
   statementTimeoutMs: number;
-  /** Seconds a client may sit idle in a transaction before the server ends it. Default 60 s. */
+  /** How long a client may sit idle inside a transaction before the server ends it. Default 60 s. */
   idleInTransactionTimeoutMs?: number;
 }
 
@@ -74,8 +74,9 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
 }
 
 /**
- * Rolls back after a failure. If even that fails the connection is unusable: mark it so that
- * withClient destroys it instead of pooling a client stuck in a transaction.
+ * Rolls back after a failure; call it only inside withClient(). If even that fails the connection
+ * is unusable: mark it so that withClient destroys it instead of pooling a client stuck in a
+ * transaction.
  */
 export async function rollbackQuietly(client: pg.PoolClient): Promise<void> {
   try {

@@ -13,7 +13,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import pgCopyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
 import { encodeCopyRows, type EncodedRows } from './copy-text.js';
@@ -45,7 +45,10 @@ export class PgSpanWriter implements SpanWriter {
       inserted = await this.#insert(encoded);
     } catch (err) {
       if (!isNoPartitionError(err)) throw err;
-      this.#log.warn({ days: [...encoded.days].map(isoDay) }, 'partition missing at insert; creating it and retrying once');
+      this.#log.warn(
+        { days: [...encoded.days].map(isoDay) },
+        'partition missing at insert; creating it and retrying once',
+      );
       for (const day of encoded.days) this.#knownDays.delete(day);
       await this.#ensureDays(encoded.days);
       inserted = await this.#insert(encoded);
@@ -72,7 +75,9 @@ export class PgSpanWriter implements SpanWriter {
       await client.query(BEGIN_WRITE);
       try {
         await pipeline(Readable.from(encoded.chunks), client.query(pgCopyStreams.from(COPY_INTO_STAGE)));
-        const results = (await client.query(INSERT_FROM_STAGE_AND_COMMIT)) as unknown as pg.QueryResult<{ inserted: number }>[];
+        const results = (await client.query(INSERT_FROM_STAGE_AND_COMMIT)) as unknown as pg.QueryResult<{
+          inserted: number;
+        }>[];
         return results[0].rows[0].inserted;
       } catch (err) {
         await rollbackQuietly(client);

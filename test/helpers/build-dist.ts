@@ -55,10 +55,15 @@ export async function ensureDistBuilt(timeoutMs = 90_000): Promise<BuildResult> 
   if (!isDistStale()) return { built: false, durationMs: 0, diagnostics: '' };
   const tsc = path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const diagnostics = await new Promise<string>((resolve) => {
-    execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, timeout: timeoutMs }, (err, stdout, stderr) =>
-      resolve(err ? `${stdout}${stderr}`.trim() || String(err) : ''),
+    execFile(
+      process.execPath,
+      [tsc, '-p', 'tsconfig.build.json'],
+      { cwd: REPO_ROOT, timeout: timeoutMs },
+      (err, stdout, stderr) => resolve(err ? `${stdout}${stderr}`.trim() || String(err) : ''),
     );
   });
-  if (isDistStale(startedAt)) throw new Error(`tsc -p tsconfig.build.json did not produce a fresh dist/:\n${diagnostics.slice(0, 4000)}`);
+  if (isDistStale(startedAt)) {
+    throw new Error(`tsc -p tsconfig.build.json did not produce a fresh dist/:\n${diagnostics.slice(0, 4000)}`);
+  }
   return { built: true, durationMs: Date.now() - startedAt, diagnostics };
 }

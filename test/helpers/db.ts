@@ -49,7 +49,9 @@ export async function createDatabase(name: string, options: { empty?: boolean } 
   const template = options.empty ? 'template0' : inject('thTemplateDatabase');
   for (let attempt = 0; ; attempt++) {
     try {
-      await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(template)} ENCODING 'UTF8'`);
+      await adminQuery(
+        `CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(template)} ENCODING 'UTF8'`,
+      );
       return;
     } catch (err) {
       // 55006: the template is briefly in use by a concurrent CREATE DATABASE in another worker.

@@ -43,7 +43,11 @@ async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const adminUrl = process.env.TEST_DATABASE_URL || DEFAULT_ADMIN_URL;
-  const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000, application_name: 'tracehouse-tests' });
+  const admin = new pg.Client({
+    connectionString: adminUrl,
+    connectionTimeoutMillis: 5000,
+    application_name: 'tracehouse-tests',
+  });
   admin.on('error', () => undefined);
   try {
     await admin.connect();
@@ -56,7 +60,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   // Leftovers of runs whose vitest process is gone.
-  const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'th\\_%'");
+  const { rows } = await admin.query<{ datname: string }>(
+    "SELECT datname FROM pg_database WHERE datname LIKE 'th\\_%'",
+  );
   for (const { datname } of rows) {
     const m = OURS.exec(datname);
     if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) await dropDatabase(admin, datname);
@@ -74,9 +80,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   return async () => {
     try {
-      const { rows: mine } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
-        `th\\_test\\_${process.pid}\\_%`,
-      ]);
+      const { rows: mine } = await admin.query<{ datname: string }>(
+        'SELECT datname FROM pg_database WHERE datname LIKE $1',
+        [`th\\_test\\_${process.pid}\\_%`],
+      );
       for (const { datname } of mine) await dropDatabase(admin, datname);
       await dropDatabase(admin, template);
     } finally {

@@ -16,7 +16,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 
 /** What the SDK serializers can encode: Uint8Array → bytes, nested arrays / objects → array / kvlist. */
-export type FixtureValue = string | number | boolean | Uint8Array | null | FixtureValue[] | { [key: string]: FixtureValue };
+export type FixtureValue =
+  string | number | boolean | Uint8Array | null | FixtureValue[] | { [key: string]: FixtureValue };
 export type FixtureAttributes = Record<string, FixtureValue>;
 
 export interface FixtureResource {
@@ -197,7 +198,11 @@ export function createRng(seed: number): () => number {
 function randomHex(bytes: number, rng?: () => number): string {
   if (rng === undefined) return randomBytes(bytes).toString('hex');
   let out = '';
-  for (let i = 0; i < bytes; i++) out += Math.floor(rng() * 256).toString(16).padStart(2, '0');
+  for (let i = 0; i < bytes; i++) {
+    out += Math.floor(rng() * 256)
+      .toString(16)
+      .padStart(2, '0');
+  }
   // An all-zero id is invalid; the chance is negligible, but keep fixtures valid.
   return /^0+$/.test(out) ? '0'.repeat(bytes * 2 - 1) + '1' : out;
 }
@@ -291,7 +296,9 @@ export function realisticSpans(n: number, options: RealisticSpanOptions): Fixtur
       ];
     }
     if (rng() < 0.1) {
-      span.links = [{ traceId: randomHex(16, idRng), spanId: randomHex(8, idRng), attributes: { 'link.kind': 'follows' } }];
+      span.links = [
+        { traceId: randomHex(16, idRng), spanId: randomHex(8, idRng), attributes: { 'link.kind': 'follows' } },
+      ];
     }
     spans.push(span);
   }

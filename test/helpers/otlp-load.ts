@@ -96,13 +96,16 @@ export class OtlpLoad {
 
   acknowledgedKeys(): Set<string> {
     const keys = new Set<string>();
-    for (const request of this.requests) if (request.acknowledgedAt !== undefined) for (const key of request.spanKeys) keys.add(key);
+    for (const request of this.requests) {
+      if (request.acknowledgedAt !== undefined) for (const key of request.spanKeys) keys.add(key);
+    }
     return keys;
   }
 
   /** Requests acknowledged at or after `since`. */
   acknowledgedSince(since: number): number {
-    return this.requests.filter((request) => request.acknowledgedAt !== undefined && request.acknowledgedAt >= since).length;
+    return this.requests.filter((request) => request.acknowledgedAt !== undefined && request.acknowledgedAt >= since)
+      .length;
   }
 
   /** Attempts that finished with `status` and started at or after `since`. */
@@ -115,12 +118,12 @@ export class OtlpLoad {
       const spans = realisticSpans(this.#options.spansPerRequest, { nowMs: Date.now() });
       const request: SentRequest = { spanKeys: spans.map((s) => spanKey(s.traceId, s.spanId)), attempts: [] };
       this.requests.push(request);
-      await this.#deliver(request, buildRequest({ spans }).protobuf);
+      await this.#deliver(request, new Uint8Array(buildRequest({ spans }).protobuf));
       if (this.#acceptNew && this.#options.pauseMs > 0) await this.#sleep(this.#options.pauseMs);
     }
   }
 
-  async #deliver(request: SentRequest, body: Buffer): Promise<void> {
+  async #deliver(request: SentRequest, body: Uint8Array<ArrayBuffer>): Promise<void> {
     for (let n = 0; n < this.#options.maxAttempts; n++) {
       if (this.#stopped) break;
       const attempt = await this.#post(body);
@@ -131,12 +134,14 @@ export class OtlpLoad {
       }
       if (attempt.status !== 0 && !RETRYABLE.has(attempt.status)) break; // permanent: an OTLP client drops it
       const seconds = Number(attempt.retryAfter);
-      await this.#sleep(attempt.retryAfter !== null && Number.isFinite(seconds) ? seconds * 1000 : this.#options.retryDelayMs);
+      await this.#sleep(
+        attempt.retryAfter !== null && Number.isFinite(seconds) ? seconds * 1000 : this.#options.retryDelayMs,
+      );
     }
     request.abandoned = true;
   }
 
-  async #post(body: Buffer): Promise<Attempt> {
+  async #post(body: Uint8Array<ArrayBuffer>): Promise<Attempt> {
     const startedAt = Date.now();
     try {
       const res = await fetch(this.#options.url, {
@@ -169,7 +174,12 @@ export class OtlpLoad {
 }
 
 /** Polls `check` every `intervalMs` until it is true; throws `what` after timeoutMs. */
-export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 50): Promise<number> {
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 50,
+): Promise<number> {
   const startedAt = Date.now();
   while (!(await check())) {
     if (Date.now() - startedAt > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

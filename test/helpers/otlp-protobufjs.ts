@@ -39,7 +39,15 @@ function schema(withUnknownFields: boolean): protobuf.INamespace {
                       AnyValue: {
                         oneofs: {
                           value: {
-                            oneof: ['stringValue', 'boolValue', 'intValue', 'doubleValue', 'arrayValue', 'kvlistValue', 'bytesValue'],
+                            oneof: [
+                              'stringValue',
+                              'boolValue',
+                              'intValue',
+                              'doubleValue',
+                              'arrayValue',
+                              'kvlistValue',
+                              'bytesValue',
+                            ],
                           },
                         },
                         fields: {
@@ -55,7 +63,9 @@ function schema(withUnknownFields: boolean): protobuf.INamespace {
                       },
                       ArrayValue: { fields: { values: repeated('AnyValue', 1) } },
                       KeyValueList: { fields: { values: repeated('KeyValue', 1) } },
-                      KeyValue: { fields: { key: { type: 'string', id: 1 }, value: { type: 'AnyValue', id: 2 }, ...extra } },
+                      KeyValue: {
+                        fields: { key: { type: 'string', id: 1 }, value: { type: 'AnyValue', id: 2 }, ...extra },
+                      },
                       InstrumentationScope: {
                         fields: {
                           name: { type: 'string', id: 1 },
@@ -147,7 +157,9 @@ function schema(withUnknownFields: boolean): protobuf.INamespace {
                           },
                         },
                       },
-                      Status: { fields: { message: { type: 'string', id: 2 }, code: { type: 'int32', id: 3 }, ...extra } },
+                      Status: {
+                        fields: { message: { type: 'string', id: 2 }, code: { type: 'int32', id: 3 }, ...extra },
+                      },
                     },
                   },
                 },
@@ -183,10 +195,14 @@ export function exportRequestType(root: protobuf.Root): protobuf.Type {
   return root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
 }
 
-/** Encodes a plain ExportTraceServiceRequest object (protobufjs field names; int64 as string, bigint-free). */
-export function encodeWithProtobufjs(request: Record<string, unknown>, options: { withUnknownFields?: boolean } = {}): Buffer {
+/**
+ * Encodes a plain ExportTraceServiceRequest object through protobufjs `fromObject` (field names as
+ * in the schema; 64-bit values as decimal strings; bytes as Buffers).
+ */
+export function encodeWithProtobufjs(
+  request: Record<string, unknown>,
+  options: { withUnknownFields?: boolean } = {},
+): Buffer {
   const type = exportRequestType(createOtlpRoot(options));
-  const error = type.verify(request);
-  if (error) throw new Error(`fixture does not match the schema: ${error}`);
   return Buffer.from(type.encode(type.fromObject(request)).finish());
 }

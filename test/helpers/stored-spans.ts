@@ -25,7 +25,12 @@ SELECT coalesce(t.tenant, s.tenant) AS tenant, encode(coalesce(t.trace_id, s.tra
 export interface StoredSpans {
   /** Rows per span key. */
   counts: Map<string, number>;
-  summaryMismatches: Array<{ tenant: string; trace_id: string; summary_count: number | null; stored_count: number | null }>;
+  summaryMismatches: Array<{
+    tenant: string;
+    trace_id: string;
+    summary_count: number | null;
+    stored_count: number | null;
+  }>;
 }
 
 export async function readStoredSpans(target: string | Query): Promise<StoredSpans> {

@@ -69,7 +69,7 @@ export async function spawnTracehouse(env: Record<string, string>): Promise<Trac
 
   const waitExit = async (timeoutMs: number): Promise<ProcessExit | undefined> => {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
     try {
       return await Promise.race([exited, timeout]);
     } finally {

@@ -5,6 +5,7 @@
  * and every span a client saw acknowledged must be in PostgreSQL exactly once. Three trials, each a
  * fresh process on the same database, so the last check covers all of them.
  */
+import http from 'node:http';
 import { context, trace, SpanKind, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -12,7 +13,8 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDistBuilt } from '../../helpers/build-dist.js';
 import { useTestDatabase } from '../../helpers/db.js';
-import { OtlpLoad, waitUntil } from '../../helpers/otlp-load.js';
+import { buildRequest, realisticSpans } from '../../helpers/otlp-fixtures.js';
+import { OtlpLoad, spanKey, waitUntil } from '../../helpers/otlp-load.js';
 import { ExportLedger, RecordingExporter } from '../../helpers/recording-exporter.js';
 import { compareAcknowledged, readStoredSpans } from '../../helpers/stored-spans.js';
 import { spawnTracehouse, type LogLine, type TracehouseProcess } from '../../helpers/tracehouse-process.js';
@@ -24,6 +26,7 @@ const SPANS_PER_TICK = 40; // per provider, every TICK_MS: 4 × 40 / 20 ms = 8 0
 const TICK_MS = 20;
 const MAX_SPANS_PER_PROVIDER = 12_000; // bound: at most 48 000 exporter spans per trial
 const EXPORT_TIMEOUT_MS = 3000; // the exporter's own deadline (retries included), keeps the tail short
+const DRAIN_LOG = 'draining: /ready is now 503';
 
 const db = useTestDatabase();
 const processes: TracehouseProcess[] = [];
@@ -78,10 +81,57 @@ function produceTrace(tracer: Tracer, spans: number): void {
   const root = tracer.startSpan('GET /orders', { kind: SpanKind.SERVER, attributes: { 'http.route': '/orders' } });
   const parent = trace.setSpan(context.active(), root);
   for (let i = 1; i < spans; i++) {
-    const child = tracer.startSpan(`SELECT orders ${i}`, { kind: SpanKind.CLIENT, attributes: { 'db.rows': i } }, parent);
+    const child = tracer.startSpan(
+      `SELECT orders ${i}`,
+      { kind: SpanKind.CLIENT, attributes: { 'db.rows': i } },
+      parent,
+    );
     child.end();
   }
   root.end();
+}
+
+function tally(values: Array<string | number>): string {
+  const counts = new Map<string | number, number>();
+  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
+  return JSON.stringify(Object.fromEntries(counts));
+}
+
+interface SlowRequest {
+  spanKeys: string[];
+  /** Sends the rest of the body. */
+  finish(): void;
+  response: Promise<{ status: number } | { error: string }>;
+  close(): void;
+}
+
+/**
+ * A keep-alive client whose request body is still arriving when SIGTERM lands, and which then goes
+ * quiet: the drain must answer it (it was accepted) and must not wait for the idle connection.
+ */
+function beginSlowRequest(url: string): SlowRequest {
+  const spans = realisticSpans(50, { nowMs: Date.now() });
+  const body = buildRequest({ spans }).protobuf;
+  const agent = new http.Agent({ keepAlive: true });
+  const request = http.request(`${url}/v1/traces`, {
+    method: 'POST',
+    agent,
+    headers: { 'content-type': 'application/x-protobuf', 'content-length': String(body.length) },
+  });
+  const response = new Promise<{ status: number } | { error: string }>((resolve) => {
+    request.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    request.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }));
+  });
+  request.write(body.subarray(0, body.length >> 1));
+  return {
+    spanKeys: spans.map((span) => spanKey(span.traceId, span.spanId)),
+    finish: () => request.end(body.subarray(body.length >> 1)),
+    response,
+    close: () => agent.destroy(),
+  };
 }
 
 function findLog(logs: LogLine[], msg: string): LogLine | undefined {
@@ -113,15 +163,23 @@ describe('SIGTERM during steady ingest', () => {
       raw.start();
       let sigtermAt = 0;
       let exit;
+      let slow: SlowRequest | undefined;
+      let slowResponse;
       try {
         const acknowledged = (): number => ledger.acknowledged.size + raw.acknowledgedSince(0) * 100;
         await waitUntil(() => acknowledged() >= 4000, 20_000, '4000 acknowledged spans before SIGTERM');
         await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700)); // a random point of steady ingest
+        slow = beginSlowRequest(server.url);
+        await new Promise((resolve) => setTimeout(resolve, 100));
 
         sigtermAt = Date.now();
         server.child.kill('SIGTERM');
+        await waitUntil(() => findLog(server.logs, DRAIN_LOG) !== undefined, 5000, 'the drain to start');
+        slow.finish();
+        slowResponse = await slow.response;
         exit = await server.waitExit(DRAIN_TIMEOUT_MS + 5000);
       } finally {
+        slow?.close();
         producers.stop();
         raw.stop();
         await producers.shutdown();
@@ -135,11 +193,21 @@ describe('SIGTERM during steady ingest', () => {
       expect(drainMs).toBeLessThan(DRAIN_TIMEOUT_MS);
       const logs = server.logs;
       expect(findLog(logs, 'shutting down')).toMatchObject({ signal: 'SIGTERM' });
-      const drainStarted = findLog(logs, 'draining: /ready is now 503');
+      const drainStarted = findLog(logs, DRAIN_LOG);
       expect(drainStarted, 'the drain is logged').toBeDefined();
       expect(findLog(logs, 'stopped'), 'the end of the drain is logged').toBeDefined();
-      expect(logs.filter((line) => /deadline/.test(line.msg ?? '')), 'nothing was cut off by the drain deadline').toEqual([]);
-      expect(logs.filter((line) => line.level >= 50), 'no error logs').toEqual([]);
+      expect(
+        logs.filter((line) => /deadline/.test(line.msg ?? '')),
+        'nothing was cut off by the drain deadline',
+      ).toEqual([]);
+      expect(
+        logs.filter((line) => line.level >= 50),
+        'no error logs',
+      ).toEqual([]);
+
+      // The request whose body was still arriving when the drain began was answered with a commit,
+      // and its connection, idle afterwards, did not hold up the exit.
+      expect(slowResponse).toEqual({ status: 200 });
 
       // Clients never saw a 500: raw requests got 200 (committed), 503, or a connection error once
       // the listener was gone; the exporters failed only with retryable outcomes.
@@ -150,35 +218,33 @@ describe('SIGTERM during steady ingest', () => {
       const exportFailures = ledger.exports.filter((e) => e.code !== undefined && e.code !== 0);
       expect(exportFailures.filter((e) => typeof e.errorCode === 'number')).toEqual([]); // an HTTP status the exporter does not retry
 
-      // The trial proves something: spans were acknowledged before SIGTERM, and requests were in
-      // flight at SIGTERM or sent after it.
-      const rawAckedBefore = raw.requests.filter((r) => r.acknowledgedAt !== undefined && r.acknowledgedAt < sigtermAt).length;
+      // The trial proves something: spans were acknowledged before SIGTERM, and the load was still
+      // running at SIGTERM (besides the slow request, in flight by construction).
+      const rawAckedBefore = raw.requests.filter(
+        (r) => r.acknowledgedAt !== undefined && r.acknowledgedAt < sigtermAt,
+      ).length;
       const ackedBefore = ledger.acknowledgedBefore(sigtermAt) + rawAckedBefore * 100;
-      const inFlightAtSigterm =
-        rawAttempts.filter((a) => a.startedAt < sigtermAt && a.finishedAt >= sigtermAt).length +
-        ledger.exports.filter((e) => e.startedAt < sigtermAt && (e.finishedAt ?? Infinity) >= sigtermAt).length;
-      const inFlightOutcomes = [
-        ...rawAttempts.filter((a) => a.startedAt < sigtermAt && a.finishedAt >= sigtermAt).map((a) => `raw:${a.status || a.error}:${a.retryAfter}`),
-        ...ledger.exports
-          .filter((e) => e.startedAt < sigtermAt && (e.finishedAt ?? Infinity) >= sigtermAt)
-          .map((e) => `exp:${e.code}:${e.errorCode ?? ''}:${e.errorMessage ?? ''}`),
-      ];
-      console.info(`[trial ${trial}] inFlight=${JSON.stringify(inFlightOutcomes)} failures=${JSON.stringify(exportFailures.map((e) => [e.errorCode, e.errorMessage, e.startedAt - sigtermAt]))} after=${JSON.stringify(afterDrain)}`);
+      const rawInFlight = rawAttempts.filter((a) => a.startedAt < sigtermAt && a.finishedAt >= sigtermAt);
+      const exportsInFlight = ledger.exports.filter(
+        (e) => e.startedAt < sigtermAt && (e.finishedAt ?? Infinity) >= sigtermAt,
+      );
+      const inFlightAcknowledged =
+        rawInFlight.filter((a) => a.status === 200).length + exportsInFlight.filter((e) => e.code === 0).length;
       expect(ackedBefore).toBeGreaterThan(0);
-      expect(inFlightAtSigterm + afterDrain.length).toBeGreaterThan(0);
+      expect(rawInFlight.length + exportsInFlight.length + afterDrain.length).toBeGreaterThan(0);
 
       // Every acknowledged span, of this trial and the earlier ones, is stored exactly once.
       for (const key of ledger.acknowledged.keys()) allAcknowledged.add(key);
       for (const key of raw.acknowledgedKeys()) allAcknowledged.add(key);
+      for (const key of slow!.spanKeys) allAcknowledged.add(key);
       const stored = await readStoredSpans((text) => db.query(text));
       const diff = compareAcknowledged(allAcknowledged, stored);
-      const statuses = Object.fromEntries([...new Set(rawAttempts.map((a) => a.status))].map((s) => [s, rawAttempts.filter((a) => a.status === s).length]));
-      const afterStatuses = Object.fromEntries([...new Set(afterDrain.map((a) => a.status))].map((s) => [s, afterDrain.filter((a) => a.status === s).length]));
       console.info(
-        `[trial ${trial}] drainMs=${drainMs} ackedBeforeSigterm=${ackedBefore} inFlightAtSigterm=${inFlightAtSigterm} ` +
-          `exporterAcked=${ledger.acknowledged.size} exporterExports=${ledger.exports.length} exporterFailures=${exportFailures.length} ` +
-          `rawStatuses=${JSON.stringify(statuses)} rawAfterDrain=${JSON.stringify(afterStatuses)} ` +
-          `acknowledgedTotal=${diff.acknowledged} storedTotal=${stored.counts.size} stoppedLog=${JSON.stringify(findLog(logs, 'stopped'))}`,
+        `[trial ${trial}] exit after ${drainMs} ms; acked before SIGTERM ${ackedBefore} spans; in flight at SIGTERM ` +
+          `${rawInFlight.length + exportsInFlight.length} (${inFlightAcknowledged} acked); raw statuses ${tally(rawAttempts.map((a) => a.status))}, ` +
+          `after the drain began ${tally(afterDrain.map((a) => `${a.status}${a.retryAfter ? '+Retry-After' : ''}`))}; ` +
+          `exports ${ledger.exports.length} (${exportFailures.length} failed: ${tally(exportFailures.map((e) => String(e.errorCode ?? e.errorMessage)))}); ` +
+          `acknowledged so far ${diff.acknowledged}, stored ${stored.counts.size}`,
       );
       expect(diff.missing).toEqual([]);
       expect(diff.duplicated).toEqual([]);

@@ -37,7 +37,9 @@ describe('migrations', () => {
     expect(first.applied.map((m) => m.version)).toEqual([1]);
     expect(first.version).toBe(1);
 
-    const { rows } = await fresh.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations');
+    const { rows } = await fresh.query<{ version: number; name: string }>(
+      'SELECT version, name FROM schema_migrations',
+    );
     expect(rows).toEqual([{ version: 1, name: 'spans' }]);
     const tables = await fresh.query<{ relname: string; relkind: string }>(
       "SELECT relname, relkind FROM pg_class WHERE relname IN ('spans', 'traces') ORDER BY relname",

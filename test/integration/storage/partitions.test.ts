@@ -12,7 +12,10 @@ const day = (iso: string): Date => new Date(`${iso}T00:00:00Z`);
 describe('partitions', () => {
   it('creates the missing daily partitions of a range, named spans_YYYYMMDD with UTC day bounds', async () => {
     const storage = await newStorage();
-    const created = await storage.partitions.ensureRange(new Date('2029-03-01T13:00:00Z'), new Date('2029-03-03T01:00:00Z'));
+    const created = await storage.partitions.ensureRange(
+      new Date('2029-03-01T13:00:00Z'),
+      new Date('2029-03-03T01:00:00Z'),
+    );
     expect(created).toEqual(['spans_20290301', 'spans_20290302', 'spans_20290303']);
     expect(await storage.partitions.ensureRange(day('2029-03-02'), day('2029-03-04'))).toEqual(['spans_20290304']);
 
@@ -27,15 +30,25 @@ describe('partitions', () => {
 
   it('is safe when several instances create the same range at once', async () => {
     const instances = await Promise.all([newStorage(), newStorage(), newStorage()]);
-    const results = await Promise.all(instances.map((s) => s.partitions.ensureRange(day('2029-04-01'), day('2029-04-05'))));
-    expect(results.flat().sort()).toEqual(['spans_20290401', 'spans_20290402', 'spans_20290403', 'spans_20290404', 'spans_20290405']);
+    const results = await Promise.all(
+      instances.map((s) => s.partitions.ensureRange(day('2029-04-01'), day('2029-04-05'))),
+    );
+    expect(results.flat().sort()).toEqual([
+      'spans_20290401',
+      'spans_20290402',
+      'spans_20290403',
+      'spans_20290404',
+      'spans_20290405',
+    ]);
   });
 
   it('creates the partition of a day that has none when the writer first sees it', async () => {
     const storage = await newStorage();
     const start = BigInt(Date.UTC(2031, 4, 5, 12)) * 1_000_000n;
     expect((await storage.partitions.list()).some((p) => p.name === 'spans_20310505')).toBe(false);
-    const result = await storage.writer.write([{ tenant: 't1', rows: [makeRow({ startTimeUnixNano: start, endTimeUnixNano: start + 1000n })] }]);
+    const result = await storage.writer.write([
+      { tenant: 't1', rows: [makeRow({ startTimeUnixNano: start, endTimeUnixNano: start + 1000n })] },
+    ]);
     expect(result).toEqual({ inserted: 1, duplicates: 0 });
     expect((await storage.partitions.list()).some((p) => p.name === 'spans_20310505')).toBe(true);
   });
@@ -44,12 +57,16 @@ describe('partitions', () => {
     const writerSide = await newStorage();
     const maintenance = await newStorage();
     const start = BigInt(Date.UTC(2031, 6, 1, 12)) * 1_000_000n;
-    await writerSide.writer.write([{ tenant: 't1', rows: [makeRow({ startTimeUnixNano: start, endTimeUnixNano: start + 1000n })] }]);
+    await writerSide.writer.write([
+      { tenant: 't1', rows: [makeRow({ startTimeUnixNano: start, endTimeUnixNano: start + 1000n })] },
+    ]);
     expect(await maintenance.partitions.dropBefore(day('2031-07-02'))).toContain('spans_20310701');
 
     const again = makeRow({ startTimeUnixNano: start + 5n, endTimeUnixNano: start + 1000n });
     expect(await writerSide.writer.write([{ tenant: 't1', rows: [again] }])).toEqual({ inserted: 1, duplicates: 0 });
-    const { rows } = await db.query("SELECT count(*)::int AS n FROM spans WHERE start_time >= '2031-07-01' AND start_time < '2031-07-02'");
+    const { rows } = await db.query(
+      "SELECT count(*)::int AS n FROM spans WHERE start_time >= '2031-07-01' AND start_time < '2031-07-02'",
+    );
     expect(rows[0].n).toBe(1);
   });
 

@@ -12,7 +12,10 @@ const newStorage = useStorage(db);
 const hex = (b: Buffer | null): string | null => (b === null ? null : b.toString('hex'));
 
 async function countTrace(tenant: string, trace: Buffer): Promise<number> {
-  const { rows } = await db.query('SELECT count(*)::int AS n FROM spans WHERE tenant = $1 AND trace_id = $2', [tenant, trace]);
+  const { rows } = await db.query('SELECT count(*)::int AS n FROM spans WHERE tenant = $1 AND trace_id = $2', [
+    tenant,
+    trace,
+  ]);
   return rows[0].n;
 }
 
@@ -43,18 +46,25 @@ describe('span writer', () => {
       endTimeUnixNano: start + 2_000_000_210n,
       statusCode: 2,
       statusMessage: 'boom\r\n"quoted"',
-      attributes: JSON.stringify({ s: 'é\n\t"\\', emoji: '🚀' }).replace('}', ',"big":9223372036854775807,"neg":-9223372036854775808}'),
+      attributes: JSON.stringify({ s: 'é\n\t"\\', emoji: '🚀' }).replace(
+        '}',
+        ',"big":9223372036854775807,"neg":-9223372036854775808}',
+      ),
       resourceAttributes: '{"service.name":"sérvice","arr":[1,2.5,true,null,{"k":"v"}]}',
       scopeName: 'scope\\name',
       scopeVersion: '1.2.3',
       scopeAttributes: '{"x":"\\u00e9"}',
-      events: '[{"timeUnixNano":"1894700000123456999","name":"exception","attributes":{"exception.message":"line1\\nline2"}}]',
+      events:
+        '[{"timeUnixNano":"1894700000123456999","name":"exception","attributes":{"exception.message":"line1\\nline2"}}]',
       links: '[{"traceId":"0102","spanId":"0304","attributes":{}}]',
       droppedAttributesCount: 3,
       droppedEventsCount: 4,
       droppedLinksCount: 5,
     });
-    expect(await storage.writer.write([{ tenant: 'tenant\\with\ttab', rows: [row] }])).toEqual({ inserted: 1, duplicates: 0 });
+    expect(await storage.writer.write([{ tenant: 'tenant\\with\ttab', rows: [row] }])).toEqual({
+      inserted: 1,
+      duplicates: 0,
+    });
 
     const { rows } = await db.query(
       `SELECT tenant, trace_id, span_id, parent_span_id, trace_state, flags, name, kind, service_name,
@@ -145,7 +155,12 @@ describe('span writer', () => {
   it('keeps the same span id of different tenants apart', async () => {
     const storage = await newStorage();
     const row = makeRow();
-    expect(await storage.writer.write([{ tenant: 'a', rows: [row] }, { tenant: 'b', rows: [row] }])).toEqual({ inserted: 2, duplicates: 0 });
+    expect(
+      await storage.writer.write([
+        { tenant: 'a', rows: [row] },
+        { tenant: 'b', rows: [row] },
+      ]),
+    ).toEqual({ inserted: 2, duplicates: 0 });
   });
 
   it('builds one correct trace summary from spans spread over many batches, root last', async () => {
@@ -190,7 +205,12 @@ describe('span writer', () => {
               (SELECT count(*)::int FROM traces WHERE tenant = 'race') AS traces
          FROM spans WHERE tenant = 'race'`,
     );
-    expect(rows[0]).toEqual({ spans: all.length, distinct_spans: all.length, summarized: all.length, traces: traces.length });
+    expect(rows[0]).toEqual({
+      spans: all.length,
+      distinct_spans: all.length,
+      summarized: all.length,
+      traces: traces.length,
+    });
   });
 
   it('rejects a batch PostgreSQL refuses as a data error, commits none of it, and keeps working', async () => {
@@ -250,7 +270,10 @@ function chunk<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-async function writeAll(storage: Awaited<ReturnType<ReturnType<typeof useStorage>>>, batches: { tenant: string; rows: SpanRow[] }[]) {
+async function writeAll(
+  storage: Awaited<ReturnType<ReturnType<typeof useStorage>>>,
+  batches: { tenant: string; rows: SpanRow[] }[],
+) {
   const total = { inserted: 0, duplicates: 0 };
   for (const batch of batches) {
     const r = await storage.writer.write([batch]);
@@ -271,4 +294,3 @@ async function waitForBlockedWriter(): Promise<number> {
   }
   throw new Error('the writer never blocked on the traces lock');
 }
-

@@ -12,7 +12,10 @@ export function useStorage(db: TestDatabase): () => Promise<Storage> {
     await Promise.all(made.map((s) => s.stop()));
   });
   return async () => {
-    const storage = await createStorage({ ...DEFAULTS.storage, poolSize: 4, connectionString: db.connectionString }, silentLog);
+    const storage = await createStorage(
+      { ...DEFAULTS.storage, poolSize: 4, connectionString: db.connectionString },
+      silentLog,
+    );
     made.push(storage);
     return storage;
   };

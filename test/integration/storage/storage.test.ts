@@ -15,7 +15,12 @@ describe('storage', () => {
     await expect(storage.ping()).resolves.toBeUndefined();
 
     const nowhere = await createStorage(
-      { ...DEFAULTS.storage, poolSize: 2, connectTimeoutMs: 1000, connectionString: 'postgres://postgres@127.0.0.1:1/none' },
+      {
+        ...DEFAULTS.storage,
+        poolSize: 2,
+        connectTimeoutMs: 1000,
+        connectionString: 'postgres://postgres@127.0.0.1:1/none',
+      },
       silentLog,
     );
     try {

@@ -107,7 +107,14 @@ export const PARENT_ID = Buffer.from('eee19b7ec3c1b173', 'hex');
 /** Span fields 1, 2, 5, 7, 8 of a valid span starting one second before NOW. Override by appending fields. */
 export function spanFields(...extra: Buffer[]): Buffer {
   const start = NOW_NS - 1_000_000_000n;
-  return Buffer.concat([ld(1, TRACE_ID), ld(2, SPAN_ID), ld(5, 'GET /'), fixed64(7, start), fixed64(8, start + 1000n), ...extra]);
+  return Buffer.concat([
+    ld(1, TRACE_ID),
+    ld(2, SPAN_ID),
+    ld(5, 'GET /'),
+    fixed64(7, start),
+    fixed64(8, start + 1000n),
+    ...extra,
+  ]);
 }
 
 /** ExportTraceServiceRequest{ResourceSpans{resource?, ScopeSpans{spans}}} from raw Span payloads. */
@@ -124,4 +131,26 @@ export function keyValue(key: string | Buffer, anyValue: Buffer): Buffer {
 
 export function stringValue(value: string | Buffer): Buffer {
   return ld(1, value);
+}
+
+// --- OTLP/JSON builders ---
+
+export const TRACE_HEX = TRACE_ID.toString('hex');
+export const SPAN_HEX = SPAN_ID.toString('hex');
+
+/** A valid OTLP/JSON span starting one second before NOW, with overrides. */
+export function jsonSpan(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const start = NOW_NS - 1_000_000_000n;
+  return {
+    traceId: TRACE_HEX,
+    spanId: SPAN_HEX,
+    name: 'GET /',
+    startTimeUnixNano: start.toString(),
+    endTimeUnixNano: (start + 1000n).toString(),
+    ...overrides,
+  };
+}
+
+export function jsonRequestOf(spans: unknown[], resourceAttributes: unknown[] = []): string {
+  return JSON.stringify({ resourceSpans: [{ resource: { attributes: resourceAttributes }, scopeSpans: [{ spans }] }] });
 }

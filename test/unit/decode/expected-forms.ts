@@ -70,7 +70,9 @@ export function expectedRow(span: ReadableSpan): Record<string, unknown> {
   const ctx = span.spanContext();
   const resourceAttributes = span.resource.attributes as Record<string, unknown>;
   const serviceName = resourceAttributes['service.name'];
-  const scope = span.instrumentationScope as ReadableSpan['instrumentationScope'] & { attributes?: Record<string, unknown> };
+  const scope = span.instrumentationScope as ReadableSpan['instrumentationScope'] & {
+    attributes?: Record<string, unknown>;
+  };
   const events = span.events.map(expectedEventJson);
   const links = span.links.map(expectedLinkJson);
   return {

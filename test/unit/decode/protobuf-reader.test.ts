@@ -20,7 +20,18 @@ describe('ProtobufReader varints', () => {
   });
 
   it('reads int64 varints exactly as decimal strings, including the extremes', () => {
-    const values = [0n, 1n, -1n, 150n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, 2n ** 63n - 1n, -(2n ** 63n), 4294967296n, -4294967296n];
+    const values = [
+      0n,
+      1n,
+      -1n,
+      150n,
+      2n ** 53n + 1n,
+      -(2n ** 53n) - 1n,
+      2n ** 63n - 1n,
+      -(2n ** 63n),
+      4294967296n,
+      -4294967296n,
+    ];
     const r = reader(...values.map((v) => varint(v)));
     for (const v of values) expect(r.readInt64Decimal()).toBe(v.toString());
   });
@@ -78,13 +89,21 @@ describe('ProtobufReader fixed-width and length-delimited values', () => {
     // within the buffer but past the enclosing message
     expect(errorCodeOf(() => reader([0x03, 1, 2, 3, 9]).readDelimitedEnd(3)).message).toMatch(/runs past the end/);
     // a length of 2^32 + 1 must not wrap to 1
-    expect(errorCodeOf(() => reader(varint(2n ** 32n + 1n), [0]).readDelimitedEnd(100)).code).toBe('TH_ERR_DECODE_BAD_PROTOBUF');
+    expect(errorCodeOf(() => reader(varint(2n ** 32n + 1n), [0]).readDelimitedEnd(100)).code).toBe(
+      'TH_ERR_DECODE_BAD_PROTOBUF',
+    );
   });
 });
 
 describe('ProtobufReader tags and unknown fields', () => {
   it('skips unknown fields of every wire type', () => {
-    const r = reader([0x08, 0x96, 0x01], [0x11, 1, 2, 3, 4, 5, 6, 7, 8], [0x1a, 2, 9, 9], [0x25, 1, 2, 3, 4], [0x28, 1]);
+    const r = reader(
+      [0x08, 0x96, 0x01],
+      [0x11, 1, 2, 3, 4, 5, 6, 7, 8],
+      [0x1a, 2, 9, 9],
+      [0x25, 1, 2, 3, 4],
+      [0x28, 1],
+    );
     for (let i = 0; i < 4; i++) r.skipField(r.readTag(), r.buf.length);
     expect(r.readTag()).toBe(0x28);
     expect(r.readVarint32()).toBe(1);
