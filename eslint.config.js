@@ -17,7 +17,12 @@ function restrictionsFor(stage) {
     .map(([name, owner]) => ({ name, message: `${name} may only be imported in server/${owner}/` }));
   const patterns =
     stage === 'decode'
-      ? [{ group: ['node:fs', 'node:net', 'node:http', 'node:zlib', '../*', '!../errors.js'], message: 'decode is pure: no I/O, no other stage' }]
+      ? [
+          {
+            group: ['node:fs', 'node:net', 'node:http', 'node:zlib', '../*', '!../errors.js'],
+            message: 'decode is pure: no I/O, no other stage',
+          },
+        ]
       : [];
   return { 'no-restricted-imports': ['error', { paths, patterns }] };
 }
@@ -39,6 +44,9 @@ export default tseslint.config(
   },
   { files: ['server/*.ts'], rules: restrictionsFor('root') },
   ...STAGES.map((stage) => ({ files: [`server/${stage}/**/*.ts`], rules: restrictionsFor(stage) })),
-  { files: ['test/**/*.ts', 'loadtests/**/*.ts'], rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' } },
+  {
+    files: ['test/**/*.ts', 'loadtests/**/*.ts'],
+    rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
   { files: ['**/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
 );

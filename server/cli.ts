@@ -38,7 +38,10 @@ export async function runCli(argv: string[]): Promise<number> {
   return command === 'serve' ? serve(config, log) : runMigrate(config, log);
 }
 
-async function runMigrate(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof createLogger>): Promise<number> {
+async function runMigrate(
+  config: ReturnType<typeof loadConfig>,
+  log: ReturnType<typeof createLogger>,
+): Promise<number> {
   const database = await resolveDatabase(config, log);
   try {
     await migrate(database.connectionString, log.child({ stage: 'migrate' }));

@@ -30,7 +30,10 @@ export type Admission = { accepted: true; committed: Promise<WriteResult> } | { 
 /** How a committed promise rejects: the code says what the client is told. */
 export class BatchFailure extends Error {
   constructor(
-    readonly code: Extract<ErrorCode, 'TH_ERR_STORAGE_UNAVAILABLE' | 'TH_ERR_STORAGE_REJECTED_DATA' | 'TH_ERR_BATCH_SHUTTING_DOWN'>,
+    readonly code: Extract<
+      ErrorCode,
+      'TH_ERR_STORAGE_UNAVAILABLE' | 'TH_ERR_STORAGE_REJECTED_DATA' | 'TH_ERR_BATCH_SHUTTING_DOWN'
+    >,
     message: string,
   ) {
     super(message);
@@ -171,7 +174,10 @@ export class Batcher {
   #takeBatch(): Entry[] {
     let spans = 0;
     let count = 0;
-    while (count < this.#waiting.length && (count === 0 || spans + this.#waiting[count].spans <= this.#config.maxBatchSpans)) {
+    while (
+      count < this.#waiting.length &&
+      (count === 0 || spans + this.#waiting[count].spans <= this.#config.maxBatchSpans)
+    ) {
       spans += this.#waiting[count].spans;
       count += 1;
     }
@@ -233,8 +239,14 @@ export class Batcher {
     let failure: BatchFailure;
     if (isDataError(err)) {
       this.#metrics.storageErrors.inc({ kind: 'data' });
-      this.#log.error({ err, tenant: entries[0].batch.tenant, spans: entries[0].spans }, 'request refused by PostgreSQL');
-      failure = new BatchFailure('TH_ERR_STORAGE_REJECTED_DATA', `PostgreSQL refused the spans: ${(err as Error).message}`);
+      this.#log.error(
+        { err, tenant: entries[0].batch.tenant, spans: entries[0].spans },
+        'request refused by PostgreSQL',
+      );
+      failure = new BatchFailure(
+        'TH_ERR_STORAGE_REJECTED_DATA',
+        `PostgreSQL refused the spans: ${(err as Error).message}`,
+      );
     } else {
       const kind = isRetryableStorageError(err) ? 'retryable' : 'other';
       this.#metrics.storageErrors.inc({ kind });

@@ -12,7 +12,8 @@
  *   - string → JSON string (truncated at a character boundary to `maxAttributeValueBytes` UTF-8 bytes)
  *   - bool → `true` / `false`
  *   - int (int64) → a bare JSON number written exactly, e.g. `9223372036854775807`
- *     (jsonb numeric holds every int64 exactly; JavaScript readers should parse it with care)
+ *     (jsonb numeric holds every int64 exactly; JavaScript readers should parse it with care).
+ *     An OTLP/JSON intValue given as a number beyond int64 is stored as the double it is.
  *   - double → a JSON number that always carries a fraction or exponent, e.g. `1.5`, `2.0`, `1e-7`,
  *     so that it stays distinguishable from an int (also in jsonb); NaN, Infinity and -Infinity are
  *     the strings `"NaN"`, `"Infinity"`, `"-Infinity"`
@@ -25,7 +26,8 @@
  *   `{"timeUnixNano":"<decimal string>","name":"…","attributes":{…},"droppedAttributesCount":n}`
  * - `links`: a JSON array of
  *   `{"traceId":"<hex>","spanId":"<hex>","traceState":"…","flags":n,"attributes":{…},"droppedAttributesCount":n}`
- *   (ids are lowercase hex of the bytes received; an OTLP/JSON link id that is not valid hex is stored as "")
+ *   (ids are lowercase hex of the bytes received; an OTLP/JSON link id that is not valid hex is stored
+ *   as ""; flags is the fixed32 as an unsigned number)
  */
 
 /** Integral doubles at or above this magnitude print in exponent form (String(1e21) === '1e+21'). */

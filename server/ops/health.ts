@@ -12,7 +12,8 @@ export interface ReadinessSources {
   pingStorage: () => Promise<void>;
 }
 
-export type ReadyState = { ready: true } | { ready: false; reason: 'starting' | 'draining' | 'storage_unreachable' | 'queue_saturated' };
+export type ReadyState =
+  { ready: true } | { ready: false; reason: 'starting' | 'draining' | 'storage_unreachable' | 'queue_saturated' };
 
 export class Readiness {
   readonly #sources: ReadinessSources;

@@ -50,7 +50,11 @@ export async function startTestServer(
 }
 
 /** Sum of a counter's samples matching the given labels, read from the registry. */
-export async function counterValue(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function counterValue(
+  metrics: Metrics,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const metric = metrics.registry.getSingleMetric(name);
   if (!metric) throw new Error(`no metric ${name}`);
   const { values } = await metric.get();

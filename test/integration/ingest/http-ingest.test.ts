@@ -188,7 +188,10 @@ describe('body limits', () => {
 
   it('stores a gzip body whose inflated size is under the limit', async () => {
     const spans = realisticSpans(20, { nowMs: Date.now() });
-    const response = await post(gzipSync(buildRequest({ spans }).protobuf), { ...protobufHeaders, 'content-encoding': 'gzip' });
+    const response = await post(gzipSync(buildRequest({ spans }).protobuf), {
+      ...protobufHeaders,
+      'content-encoding': 'gzip',
+    });
     expect(response.statusCode).toBe(200);
     expect(await storedCount(spans[0].traceId)).toBeGreaterThan(0);
   });
@@ -234,7 +237,9 @@ describe('per-span rejects and sanitizing', () => {
     expect(rows[0].name).toBe('nul\ufffdname');
     expect(rows[0].attributes).toEqual({ 'k\ufffd': 'lone \ufffd surrogate' });
     expect(await storedCount(clean.traceId as string)).toBe(1);
-    expect(await counterValue(server.metrics, 'tracehouse_values_sanitized_total')).toBeGreaterThanOrEqual(sanitizedBefore + 3);
+    expect(await counterValue(server.metrics, 'tracehouse_values_sanitized_total')).toBeGreaterThanOrEqual(
+      sanitizedBefore + 3,
+    );
   });
 
   it('caps 100,000 attributes on one span to the limit and records the rest as dropped', async () => {
@@ -304,7 +309,9 @@ describe('idempotency and the trace summary', () => {
       resource: { attributes: { 'service.name': 'frontend' } },
     };
     for (let i = 0; i < children.length; i += 3) {
-      expect((await post(buildRequest({ spans: children.slice(i, i + 3) }).protobuf, protobufHeaders)).statusCode).toBe(200);
+      expect((await post(buildRequest({ spans: children.slice(i, i + 3) }).protobuf, protobufHeaders)).statusCode).toBe(
+        200,
+      );
     }
     expect((await post(buildRequest({ spans: [root] }).protobuf, protobufHeaders)).statusCode).toBe(200);
     const { rows } = await db.query(
@@ -336,7 +343,10 @@ describe('admission', () => {
       const first = post(buildRequest({ spans: realisticSpans(600, { nowMs: Date.now() }) }).protobuf, protobufHeaders);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(server.app.tracehouse.batcher.depth.spans).toBe(600);
-      const refused = await post(buildRequest({ spans: realisticSpans(600, { nowMs: Date.now() }) }).protobuf, protobufHeaders);
+      const refused = await post(
+        buildRequest({ spans: realisticSpans(600, { nowMs: Date.now() }) }).protobuf,
+        protobufHeaders,
+      );
       expect(refused.statusCode).toBe(503);
       expect(refused.headers['retry-after']).toBe('1');
       expect(refused.rawPayload.toString()).toContain('TH_ERR_BATCH_QUEUE_FULL');

@@ -15,11 +15,17 @@ const NOW = Date.parse('2026-03-10T12:00:00Z');
 const config = { ...DEFAULTS.storage, retentionDays: 7, partitionsAheadDays: 2 };
 let storages: Storage[] = [];
 
-async function makeMaintenance(now = NOW): Promise<{ maintenance: PartitionMaintenance; storage: Storage; registry: Registry }> {
+async function makeMaintenance(
+  now = NOW,
+): Promise<{ maintenance: PartitionMaintenance; storage: Storage; registry: Registry }> {
   const storage = await createStorage({ ...config, connectionString: db.connectionString }, log);
   storages.push(storage);
   const registry = new Registry();
-  return { maintenance: new PartitionMaintenance(storage, config, createMetrics(registry), log, () => now), storage, registry };
+  return {
+    maintenance: new PartitionMaintenance(storage, config, createMetrics(registry), log, () => now),
+    storage,
+    registry,
+  };
 }
 
 async function partitionNames(): Promise<string[]> {
@@ -44,8 +50,16 @@ describe('partition maintenance', () => {
     const result = await maintenance.runOnce();
     expect(result.ran).toBe(true);
     expect(await partitionNames()).toEqual([
-      'spans_20260303', 'spans_20260304', 'spans_20260305', 'spans_20260306', 'spans_20260307',
-      'spans_20260308', 'spans_20260309', 'spans_20260310', 'spans_20260311', 'spans_20260312',
+      'spans_20260303',
+      'spans_20260304',
+      'spans_20260305',
+      'spans_20260306',
+      'spans_20260307',
+      'spans_20260308',
+      'spans_20260309',
+      'spans_20260310',
+      'spans_20260311',
+      'spans_20260312',
     ]);
     expect((await maintenance.runOnce()).created).toEqual([]);
   });

@@ -32,9 +32,17 @@ function rows(count: number, sizeBytes = 100): SpanRow[] {
 const log = pino({ level: 'silent' });
 const batchers: Batcher[] = [];
 
-function makeBatcher(writer: SpanWriter, overrides: Partial<BatchConfig> = {}): { batcher: Batcher; registry: Registry } {
+function makeBatcher(
+  writer: SpanWriter,
+  overrides: Partial<BatchConfig> = {},
+): { batcher: Batcher; registry: Registry } {
   const registry = new Registry();
-  const batcher = new Batcher(writer, { ...DEFAULTS.batch, flushIntervalMs: 0, ...overrides }, createMetrics(registry), log);
+  const batcher = new Batcher(
+    writer,
+    { ...DEFAULTS.batch, flushIntervalMs: 0, ...overrides },
+    createMetrics(registry),
+    log,
+  );
   batchers.push(batcher);
   return { batcher, registry };
 }
@@ -115,7 +123,10 @@ describe('Batcher', () => {
     const writer = new ManualWriter();
     const { batcher } = makeBatcher(writer, { maxQueueBytes: 1000 });
     expect(batcher.offer({ tenant: 't', rows: rows(5, 150) }).accepted).toBe(true);
-    expect(batcher.offer({ tenant: 't', rows: rows(2, 150) })).toEqual({ accepted: false, code: 'TH_ERR_BATCH_QUEUE_FULL' });
+    expect(batcher.offer({ tenant: 't', rows: rows(2, 150) })).toEqual({
+      accepted: false,
+      code: 'TH_ERR_BATCH_QUEUE_FULL',
+    });
     await tick();
     writer.calls.forEach((call) => call.settle());
   });
@@ -131,7 +142,10 @@ describe('Batcher', () => {
     const failure = await a.committed.catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(BatchFailure);
     expect((failure as BatchFailure).code).toBe('TH_ERR_STORAGE_UNAVAILABLE');
-    expect(batcher.offer({ tenant: 't', rows: rows(1) })).toEqual({ accepted: false, code: 'TH_ERR_STORAGE_UNAVAILABLE' });
+    expect(batcher.offer({ tenant: 't', rows: rows(1) })).toEqual({
+      accepted: false,
+      code: 'TH_ERR_STORAGE_UNAVAILABLE',
+    });
     await tick();
     writer.calls[1].settle();
     await b.committed;
@@ -175,7 +189,10 @@ describe('Batcher', () => {
     const admitted = batcher.offer({ tenant: 't', rows: rows(5) });
     const stopping = batcher.stop(1000);
     expect(batcher.stop(1000)).toBe(stopping);
-    expect(batcher.offer({ tenant: 't', rows: rows(1) })).toEqual({ accepted: false, code: 'TH_ERR_BATCH_SHUTTING_DOWN' });
+    expect(batcher.offer({ tenant: 't', rows: rows(1) })).toEqual({
+      accepted: false,
+      code: 'TH_ERR_BATCH_SHUTTING_DOWN',
+    });
     await tick();
     expect(writer.calls).toHaveLength(1);
     writer.calls[0].settle();
@@ -206,6 +223,8 @@ describe('Batcher', () => {
     if (!a.accepted || !b.accepted) throw new Error('expected admission');
     const results = await Promise.all([a.committed, b.committed]);
     expect(results.reduce((sum, r) => sum + r.duplicates, 0)).toBe(3);
-    expect(await registry.getSingleMetricAsString('tracehouse_batch_spans')).toContain('tracehouse_batch_spans_count 1');
+    expect(await registry.getSingleMetricAsString('tracehouse_batch_spans')).toContain(
+      'tracehouse_batch_spans_count 1',
+    );
   });
 });

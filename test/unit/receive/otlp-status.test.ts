@@ -44,7 +44,9 @@ describe('OTLP status mapping', () => {
   it('maps fastify and zlib errors to our codes', () => {
     expect(toTracehouseError({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }).httpStatus).toBe(415);
     expect(toTracehouseError({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }).httpStatus).toBe(413);
-    expect(toTracehouseError({ code: 'Z_DATA_ERROR', message: 'incorrect header check' }).code).toBe('TH_ERR_RECEIVE_BAD_GZIP');
+    expect(toTracehouseError({ code: 'Z_DATA_ERROR', message: 'incorrect header check' }).code).toBe(
+      'TH_ERR_RECEIVE_BAD_GZIP',
+    );
     expect(toTracehouseError(new Error('boom')).code).toBe('TH_ERR_INTERNAL');
   });
 
