@@ -1,22 +1,28 @@
 /**
  * buildApp(config, deps) assembles the stages in data-flow order and returns a Fastify instance
  * that has not listened. Only this file knows every stage. Closing the app (fastify.close())
- * marks it draining (ingest answers 503 + Retry-After, /ready 503), lets in-flight requests finish
+ * marks it draining (ingest answers 503 + Retry-After, /ready 503), acks the WebSocket frames in
+ * flight and closes those connections with 1001 (otlp-websocket.ts), lets in-flight requests finish
  * (their spans commit), then drains the batcher within config.lifecycle.drainTimeoutMs.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { createAuthenticator } from './auth/authenticator.js';
+import { registerAuth } from './auth/hook.js';
 import { Batcher } from './batch/batcher.js';
+import { createRateLimiter } from './cache/rate-limiter.js';
 import type { Config } from './config.js';
 import { Readiness, registerProbes } from './ops/health.js';
 import type { Metrics } from './ops/metrics.js';
 import { registerMetricsRoute } from './ops/metrics-route.js';
+import { registerQueryApi } from './query/index.js';
 import { IngestPipeline } from './receive/ingest.js';
 import { registerOtlpHttp } from './receive/otlp-http.js';
+import { WS_INGEST_PATH, registerOtlpWebSocket } from './receive/otlp-websocket.js';
 import type { Storage } from './storage/types.js';
 
 /** The tenant of every request while no JWT keys are configured (DESIGN: runs open as `default`). */
-export const OPEN_TENANT = 'default';
+export { OPEN_TENANT } from './auth/tenant.js';
 
 export interface AppDeps {
   storage: Storage;
@@ -57,8 +63,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   const state: AppState = { started: false, draining: false };
+  const authenticator = await createAuthenticator(config.auth, log.child({ stage: 'auth' }));
+  const rateLimits = await createRateLimiter(config.limits, config.cache, metrics, log.child({ stage: 'cache' }));
   const batcher = new Batcher(storage.writer, config.batch, metrics, log.child({ stage: 'batch' }));
-  const pipeline = new IngestPipeline({ config, batcher, metrics, isDraining: () => state.draining, now: deps.now });
+  const pipeline = new IngestPipeline({
+    config,
+    batcher,
+    metrics,
+    isDraining: () => state.draining,
+    limiter: rateLimits.limiter,
+    now: deps.now,
+  });
   const readiness = new Readiness({
     isStarted: () => state.started,
     isDraining: () => state.draining,
@@ -68,8 +83,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('tracehouse', { state, batcher, pipeline, readiness });
   app.decorateRequest('tenant', '');
 
-  app.addHook('onRequest', async (request) => {
-    request.tenant = OPEN_TENANT;
+  registerAuth(app, {
+    authenticator,
+    metrics,
+    retryAfterS: config.receive.retryAfterS,
+    webSocketPath: WS_INGEST_PATH,
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -90,6 +108,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   app.addHook('onClose', async () => {
     await batcher.stop(config.lifecycle.drainTimeoutMs);
+    await rateLimits.stop();
   });
 
   await registerProbes(app, readiness);
@@ -101,5 +120,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       retryAfterS: config.receive.retryAfterS,
     }),
   );
+  await registerOtlpWebSocket(app, {
+    pipeline,
+    config: config.websocket,
+    retryAfterS: config.receive.retryAfterS,
+    drainTimeoutMs: config.lifecycle.drainTimeoutMs,
+    metrics,
+    isDraining: () => state.draining,
+  });
+  await registerQueryApi(app, { reader: storage.reader, now: deps.now });
   return app;
 }

@@ -2,6 +2,7 @@
  * The `tracehouse` command. `serve` is what `npm start` runs; `migrate` applies the migrations to
  * DATABASE_URL (or the embedded PostgreSQL) and exits. Returns the process exit code.
  */
+import { AUTH_USAGE, runTenantRoleCommand, runTokenCommand } from './cli-auth.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './ops/logger.js';
 import { resolveDatabase, startService } from './service.js';
@@ -12,6 +13,7 @@ const USAGE = `usage: tracehouse <command>
 commands:
   serve     run the server (OTLP/HTTP ingest, probes and metrics on PORT, default 4318)
   migrate   apply database migrations to DATABASE_URL (or the embedded PostgreSQL) and exit
+${AUTH_USAGE}
   help      show this text
 
 configuration comes from environment variables; see README.md`;
@@ -22,7 +24,7 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (command !== 'serve' && command !== 'migrate') {
+  if (!['serve', 'migrate', 'token', 'tenant-role'].includes(command)) {
     process.stderr.write(`tracehouse: unknown command '${command}'\n${USAGE}\n`);
     return 2;
   }
@@ -35,6 +37,18 @@ export async function runCli(argv: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger(config.server.logLevel);
+  if (command === 'token' || command === 'tenant-role') {
+    try {
+      return await (command === 'token'
+        ? runTokenCommand(argv.slice(1), config)
+        : runTenantRoleCommand(argv.slice(1), config, log));
+    } catch (err) {
+      const usageError = err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+      if (!usageError) throw err;
+      process.stderr.write(`tracehouse ${command}: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   return command === 'serve' ? serve(config, log) : runMigrate(config, log);
 }
 

@@ -3,6 +3,8 @@
  * explicit overrides (what tests pass). Units are in the names. Every environment variable is in
  * ENV_KEYS and in the README's configuration table.
  */
+import { isJwsAlgorithm } from './auth/algorithms.js';
+import { tenantProblem } from './auth/tenant.js';
 import type { DecodeLimits } from './decode/types.js';
 
 export interface ServerConfig {
@@ -37,6 +39,50 @@ export interface StorageConfig {
   futureGraceMs: number;
   partitionsAheadDays: number;
   maintenanceIntervalMs: number;
+  tenantRetentionDays: Record<string, number> | undefined; // tenants keeping less than retentionDays
+}
+
+export interface WebSocketConfig {
+  maxFrameBytes: number; // ws maxPayload: a larger frame closes the connection with 1009
+  maxUnackedFrames: number; // per connection; past it the server stops reading (TCP backpressure)
+  maxUnackedBytes: number; // per connection, frame bytes read and not yet acknowledged
+  maxConnections: number; // per instance; more are closed with 1013 (try again later)
+  pingIntervalMs: number; // keepalive, below nginx's 60 s proxy_read_timeout
+}
+
+export interface AuthConfig {
+  jwtSecret: string | undefined; // HMAC key (UTF-8 bytes, at least 32)
+  publicKeyFile: string | undefined; // PEM public key
+  jwksUrl: string | undefined;
+  algorithms: string[] | undefined; // allow-list; unset: each key's own algorithms
+  issuer: string | undefined;
+  audience: string | undefined;
+  tenantClaim: string;
+  clockToleranceS: number;
+  jwksCooldownMs: number; // an unknown kid refetches the JWKS at most once per cooldown
+  jwksCacheMaxAgeMs: number;
+  privateKeyFile: string | undefined; // `tracehouse token` only: signs local tokens
+  production: boolean; // refuse to run without keys unless allowOpen
+  allowOpen: boolean;
+}
+
+/** Per tenant; 0 means no limit. Bursts are in the same unit as the rate. */
+export interface TenantLimits {
+  spansPerS: number;
+  burstSpans: number;
+  bytesPerS: number;
+  burstBytes: number;
+}
+
+export interface LimitsConfig extends TenantLimits {
+  instances: number; // without Redis each instance enforces limit / instances
+  overrides: Record<string, Partial<TenantLimits>> | undefined; // by tenant
+}
+
+export interface CacheConfig {
+  redisUrl: string | undefined; // unset: in-process state, for a single instance
+  keyPrefix: string;
+  commandTimeoutMs: number;
 }
 
 export interface LifecycleConfig {
@@ -50,6 +96,10 @@ export interface Config {
   decode: DecodeLimits;
   batch: BatchConfig;
   storage: StorageConfig;
+  websocket: WebSocketConfig;
+  auth: AuthConfig;
+  limits: LimitsConfig;
+  cache: CacheConfig;
   lifecycle: LifecycleConfig;
 }
 
@@ -84,7 +134,39 @@ export const DEFAULTS: Config = {
     futureGraceMs: 10 * 60_000,
     partitionsAheadDays: 2,
     maintenanceIntervalMs: 10 * 60_000,
+    tenantRetentionDays: undefined,
   },
+  websocket: {
+    maxFrameBytes: 16 * 1024 * 1024,
+    maxUnackedFrames: 32,
+    maxUnackedBytes: 1024 * 1024,
+    maxConnections: 1024,
+    pingIntervalMs: 30_000,
+  },
+  auth: {
+    jwtSecret: undefined,
+    publicKeyFile: undefined,
+    jwksUrl: undefined,
+    algorithms: undefined,
+    issuer: undefined,
+    audience: undefined,
+    tenantClaim: 'tenant',
+    clockToleranceS: 30,
+    jwksCooldownMs: 30_000,
+    jwksCacheMaxAgeMs: 10 * 60_000,
+    privateKeyFile: undefined,
+    production: false,
+    allowOpen: false,
+  },
+  limits: {
+    spansPerS: 100_000,
+    burstSpans: 200_000,
+    bytesPerS: 100 * 1024 * 1024,
+    burstBytes: 200 * 1024 * 1024,
+    instances: 1,
+    overrides: undefined,
+  },
+  cache: { redisUrl: undefined, keyPrefix: 'th:', commandTimeoutMs: 100 },
   lifecycle: { shutdownDelayMs: 0, drainTimeoutMs: 20_000 },
 };
 
@@ -92,7 +174,7 @@ type Section = keyof Config;
 interface EnvKey {
   section: Section;
   key: string;
-  kind: 'int' | 'string';
+  kind: 'int' | 'string' | 'bool' | 'list' | 'json' | 'map';
   unit: string;
   description: string;
 }
@@ -124,19 +206,82 @@ export const ENV_KEYS: Record<string, EnvKey> = {
   FUTURE_GRACE_MS: { section: 'storage', key: 'futureGraceMs', kind: 'int', unit: 'ms', description: 'spans starting later than now + this are rejected' },
   PARTITIONS_AHEAD_DAYS: { section: 'storage', key: 'partitionsAheadDays', kind: 'int', unit: 'days', description: 'daily partitions created ahead' },
   MAINTENANCE_INTERVAL_MS: { section: 'storage', key: 'maintenanceIntervalMs', kind: 'int', unit: 'ms', description: 'partition maintenance period' },
+  TENANT_RETENTION_DAYS: { section: 'storage', key: 'tenantRetentionDays', kind: 'map', unit: 'days', description: 'per-tenant retention below RETENTION_DAYS, e.g. `acme=3,beta=1`: older spans of those tenants are deleted inside partitions' },
+  WS_MAX_FRAME_BYTES: { section: 'websocket', key: 'maxFrameBytes', kind: 'int', unit: 'bytes', description: 'WebSocket frame limit (envelope included); larger closes with 1009' },
+  WS_MAX_UNACKED_FRAMES: { section: 'websocket', key: 'maxUnackedFrames', kind: 'int', unit: 'frames', description: 'per connection; past it the server stops reading' },
+  WS_MAX_UNACKED_BYTES: { section: 'websocket', key: 'maxUnackedBytes', kind: 'int', unit: 'bytes', description: 'per connection; past it the server stops reading' },
+  WS_MAX_CONNECTIONS: { section: 'websocket', key: 'maxConnections', kind: 'int', unit: 'connections', description: 'WebSocket connections per instance; more are closed with 1013' },
+  WS_PING_INTERVAL_MS: { section: 'websocket', key: 'pingIntervalMs', kind: 'int', unit: 'ms', description: 'keepalive ping period; a missed pong closes the connection' },
+  JWT_SECRET: { section: 'auth', key: 'jwtSecret', kind: 'string', unit: '', description: 'HMAC key (HS256/384/512), at least 32 bytes; turns auth on' },
+  JWT_PUBLIC_KEY_FILE: { section: 'auth', key: 'publicKeyFile', kind: 'string', unit: '', description: 'PEM public key file (RSA, RSA-PSS, EC P-256/384/521, Ed25519); turns auth on' },
+  JWT_JWKS_URL: { section: 'auth', key: 'jwksUrl', kind: 'string', unit: '', description: 'JWKS URL (https, or http on loopback); turns auth on' },
+  JWT_ALGORITHMS: { section: 'auth', key: 'algorithms', kind: 'list', unit: '', description: 'comma-separated allow-list; unset: each key\'s own algorithms' },
+  JWT_ISSUER: { section: 'auth', key: 'issuer', kind: 'string', unit: '', description: 'required `iss`' },
+  JWT_AUDIENCE: { section: 'auth', key: 'audience', kind: 'string', unit: '', description: 'required `aud` (one of the token\'s audiences)' },
+  JWT_TENANT_CLAIM: { section: 'auth', key: 'tenantClaim', kind: 'string', unit: '', description: 'claim naming the tenant' },
+  JWT_CLOCK_TOLERANCE_S: { section: 'auth', key: 'clockToleranceS', kind: 'int', unit: 's', description: 'clock skew allowed on `exp` and `nbf`' },
+  JWT_JWKS_COOLDOWN_MS: { section: 'auth', key: 'jwksCooldownMs', kind: 'int', unit: 'ms', description: 'an unknown `kid` refetches the JWKS at most once per this' },
+  JWT_JWKS_CACHE_MAX_AGE_MS: { section: 'auth', key: 'jwksCacheMaxAgeMs', kind: 'int', unit: 'ms', description: 'JWKS refetched when older than this' },
+  JWT_PRIVATE_KEY_FILE: { section: 'auth', key: 'privateKeyFile', kind: 'string', unit: '', description: '`tracehouse token` only: PEM private key to sign local tokens' },
+  TRACEHOUSE_PRODUCTION: { section: 'auth', key: 'production', kind: 'bool', unit: '', description: 'production mode: refuse to start without JWT keys' },
+  AUTH_ALLOW_OPEN: { section: 'auth', key: 'allowOpen', kind: 'bool', unit: '', description: 'production mode may run without auth (tenant `default`)' },
+  RATE_LIMIT_SPANS_PER_S: { section: 'limits', key: 'spansPerS', kind: 'int', unit: 'spans/s', description: 'per-tenant ingest rate, all instances together; 0: none' },
+  RATE_LIMIT_BURST_SPANS: { section: 'limits', key: 'burstSpans', kind: 'int', unit: 'spans', description: 'per-tenant burst' },
+  RATE_LIMIT_BYTES_PER_S: { section: 'limits', key: 'bytesPerS', kind: 'int', unit: 'bytes/s', description: 'per-tenant request bytes (decompressed) rate; 0: none' },
+  RATE_LIMIT_BURST_BYTES: { section: 'limits', key: 'burstBytes', kind: 'int', unit: 'bytes', description: 'per-tenant burst' },
+  RATE_LIMIT_INSTANCES: { section: 'limits', key: 'instances', kind: 'int', unit: 'instances', description: 'without Redis each instance enforces limit / this' },
+  RATE_LIMIT_OVERRIDES: { section: 'limits', key: 'overrides', kind: 'json', unit: '', description: 'per-tenant limits, JSON: {"acme": {"spansPerS": 5000, "burstSpans": 10000}}' },
+  REDIS_URL: { section: 'cache', key: 'redisUrl', kind: 'string', unit: '', description: 'Redis URL; unset: in-process state (one instance)' },
+  REDIS_KEY_PREFIX: { section: 'cache', key: 'keyPrefix', kind: 'string', unit: '', description: 'prefix of every Redis key' },
+  REDIS_COMMAND_TIMEOUT_MS: { section: 'cache', key: 'commandTimeoutMs', kind: 'int', unit: 'ms', description: 'slower Redis commands fail over to local state' },
   SHUTDOWN_DELAY_MS: { section: 'lifecycle', key: 'shutdownDelayMs', kind: 'int', unit: 'ms', description: '/ready is 503 this long before closing' },
   DRAIN_TIMEOUT_MS: { section: 'lifecycle', key: 'drainTimeoutMs', kind: 'int', unit: 'ms', description: 'deadline to commit queued spans on SIGTERM' },
 };
 
 export class ConfigError extends Error {}
 
-function parseEnvValue(name: string, spec: EnvKey, raw: string): string | number {
+const TRUE_VALUES = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_VALUES = new Set(['0', 'false', 'no', 'off']);
+
+function parseEnvValue(name: string, spec: EnvKey, raw: string): unknown {
   if (spec.kind === 'string') return raw;
+  if (spec.kind === 'list') {
+    return raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+  }
+  if (spec.kind === 'bool') {
+    const lower = raw.trim().toLowerCase();
+    if (TRUE_VALUES.has(lower)) return true;
+    if (FALSE_VALUES.has(lower)) return false;
+    throw new ConfigError(`${name} must be 1 or 0 (true or false), got '${raw}'`);
+  }
+  if (spec.kind === 'map') return parseMap(name, raw);
+  if (spec.kind === 'json') {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch (err) {
+      throw new ConfigError(`${name} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new ConfigError(`${name} must be a non-negative integer${spec.unit ? ` (${spec.unit})` : ''}, got '${raw}'`);
   }
   return value;
+}
+
+/** `key=integer` pairs separated by commas, e.g. `acme=3,beta=1`. */
+function parseMap(name: string, raw: string): Record<string, number> {
+  const map = Object.create(null) as Record<string, number>; // no prototype: a key may be `__proto__`
+  for (const item of raw.split(',').map((part) => part.trim()).filter((part) => part !== '')) {
+    const m = /^([^=\s]+)\s*=\s*(\d+)$/.exec(item);
+    if (!m) throw new ConfigError(`${name}: '${item.slice(0, 60)}' is not key=integer (e.g. acme=3,beta=1)`);
+    if (Object.hasOwn(map, m[1])) throw new ConfigError(`${name}: '${m[1].slice(0, 40)}' appears twice`);
+    map[m[1]] = Number(m[2]);
+  }
+  return map;
 }
 
 /** Builds the configuration from defaults, the environment and overrides, then validates it. */
@@ -170,4 +315,87 @@ export function validateConfig(config: Config): void {
   requireRange('PG_POOL_SIZE', config.storage.poolSize, config.batch.writers + 1, 1000);
   requireRange('RETENTION_DAYS', config.storage.retentionDays, 1, 3650);
   requireRange('PARTITIONS_AHEAD_DAYS', config.storage.partitionsAheadDays, 1, 60);
+  validateTenantRetention(config.storage);
+  requireRange('WS_MAX_FRAME_BYTES', config.websocket.maxFrameBytes, 1024, 1024 * 1024 * 1024);
+  requireRange('WS_MAX_UNACKED_FRAMES', config.websocket.maxUnackedFrames, 1, 65_536);
+  requireRange('WS_MAX_UNACKED_BYTES', config.websocket.maxUnackedBytes, 1024, 1024 * 1024 * 1024);
+  requireRange('WS_MAX_CONNECTIONS', config.websocket.maxConnections, 1, 1_000_000);
+  requireRange('WS_PING_INTERVAL_MS', config.websocket.pingIntervalMs, 100, 300_000);
+  validateAuth(config.auth);
+  validateLimits(config.limits);
+  requireRange('REDIS_COMMAND_TIMEOUT_MS', config.cache.commandTimeoutMs, 1, 10_000);
+}
+
+function validateTenantRetention(storage: StorageConfig): void {
+  for (const [tenant, days] of Object.entries(storage.tenantRetentionDays ?? {})) {
+    const problem = tenantProblem(tenant);
+    if (problem) throw new ConfigError(`TENANT_RETENTION_DAYS: tenant '${tenant.slice(0, 40)}' ${problem}`);
+    if (!Number.isSafeInteger(days) || days < 1 || days > storage.retentionDays) {
+      throw new ConfigError(
+        `TENANT_RETENTION_DAYS.${tenant} must be between 1 and RETENTION_DAYS (${storage.retentionDays}), got ${days}: ` +
+          'whole partitions are dropped at RETENTION_DAYS, so no tenant can keep more',
+      );
+    }
+  }
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function validateAuth(auth: AuthConfig): void {
+  requireRange('JWT_CLOCK_TOLERANCE_S', auth.clockToleranceS, 0, 300);
+  requireRange('JWT_JWKS_COOLDOWN_MS', auth.jwksCooldownMs, 0, 24 * 3_600_000);
+  if (auth.jwtSecret !== undefined && Buffer.byteLength(auth.jwtSecret) < 32) {
+    throw new ConfigError('JWT_SECRET must be at least 32 bytes (RFC 7518: an HMAC key as long as the hash)');
+  }
+  for (const alg of auth.algorithms ?? []) {
+    if (!isJwsAlgorithm(alg)) throw new ConfigError(`JWT_ALGORITHMS: '${alg}' is not a supported JWS algorithm`);
+  }
+  if (auth.algorithms !== undefined && auth.algorithms.length === 0) throw new ConfigError('JWT_ALGORITHMS is empty');
+  if (!auth.tenantClaim) throw new ConfigError('JWT_TENANT_CLAIM must not be empty');
+  if (auth.jwksUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(auth.jwksUrl);
+    } catch {
+      throw new ConfigError(`JWT_JWKS_URL is not a URL: '${auth.jwksUrl}'`);
+    }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+      throw new ConfigError('JWT_JWKS_URL must be https (or http on loopback): keys sent in clear can be forged');
+    }
+  }
+  const hasKeys = Boolean(auth.jwtSecret || auth.publicKeyFile || auth.jwksUrl);
+  if (auth.production && !hasKeys && !auth.allowOpen) {
+    throw new ConfigError(
+      'TRACEHOUSE_PRODUCTION is set but no JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL is: refusing to run ' +
+        'without authentication (set AUTH_ALLOW_OPEN=1 to run open as tenant "default" anyway)',
+    );
+  }
+}
+
+const LIMIT_FIELDS: ReadonlyArray<keyof TenantLimits> = ['spansPerS', 'burstSpans', 'bytesPerS', 'burstBytes'];
+
+function validateLimits(limits: LimitsConfig): void {
+  requireRange('RATE_LIMIT_INSTANCES', limits.instances, 1, 10_000);
+  requireRange('RATE_LIMIT_BURST_SPANS', limits.burstSpans, 1, Number.MAX_SAFE_INTEGER);
+  requireRange('RATE_LIMIT_BURST_BYTES', limits.burstBytes, 1, Number.MAX_SAFE_INTEGER);
+  if (limits.overrides === undefined) return;
+  if (typeof limits.overrides !== 'object' || limits.overrides === null || Array.isArray(limits.overrides)) {
+    throw new ConfigError('RATE_LIMIT_OVERRIDES must be a JSON object keyed by tenant');
+  }
+  for (const [tenant, override] of Object.entries(limits.overrides)) {
+    const problem = tenantProblem(tenant);
+    if (problem) throw new ConfigError(`RATE_LIMIT_OVERRIDES: tenant '${tenant.slice(0, 40)}' ${problem}`);
+    if (typeof override !== 'object' || override === null || Array.isArray(override)) {
+      throw new ConfigError(`RATE_LIMIT_OVERRIDES.${tenant} must be an object`);
+    }
+    for (const [field, value] of Object.entries(override)) {
+      if (!LIMIT_FIELDS.includes(field as keyof TenantLimits)) {
+        throw new ConfigError(`RATE_LIMIT_OVERRIDES.${tenant}.${field} is unknown; use ${LIMIT_FIELDS.join(', ')}`);
+      }
+      const minimum = field.startsWith('burst') ? 1 : 0;
+      if (!Number.isSafeInteger(value) || (value as number) < minimum) {
+        throw new ConfigError(`RATE_LIMIT_OVERRIDES.${tenant}.${field} must be an integer >= ${minimum}`);
+      }
+    }
+  }
 }

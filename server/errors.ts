@@ -6,6 +6,8 @@
 
 export const GrpcCode = {
   INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -76,6 +78,38 @@ export const ERRORS = {
     retryable: false,
     description: 'the JSON body contains a __proto__ or constructor key',
   },
+  // auth (tenancy and per-tenant limits)
+  TH_ERR_AUTH_MISSING_TOKEN: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    retryable: false,
+    description: 'no bearer token: send Authorization: Bearer <JWT>',
+  },
+  TH_ERR_AUTH_INVALID_TOKEN: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    retryable: false,
+    description:
+      'the token is malformed, forged, expired, not yet valid, for another issuer or audience, or names no valid tenant',
+  },
+  TH_ERR_AUTH_FORBIDDEN: {
+    httpStatus: 403,
+    grpcCode: GrpcCode.PERMISSION_DENIED,
+    retryable: false,
+    description: 'the token is valid but lacks the scope this endpoint needs (traces:write, traces:read or admin)',
+  },
+  TH_ERR_AUTH_KEYS_UNAVAILABLE: {
+    httpStatus: 503,
+    grpcCode: GrpcCode.UNAVAILABLE,
+    retryable: true,
+    description: 'the JWKS could not be fetched, so the token cannot be checked now; retry',
+  },
+  TH_ERR_AUTH_RATE_LIMITED: {
+    httpStatus: 429,
+    grpcCode: GrpcCode.RESOURCE_EXHAUSTED,
+    retryable: true,
+    description: 'the tenant is over its ingest rate limit (spans/s or bytes/s); retry after Retry-After seconds',
+  },
   // batch
   TH_ERR_BATCH_QUEUE_FULL: {
     httpStatus: 503,
@@ -102,6 +136,20 @@ export const ERRORS = {
     retryable: false,
     description: 'PostgreSQL refused this request’s rows on their own (never seen with sanitized input)',
   },
+  // query
+  TH_ERR_QUERY_BAD_REQUEST: {
+    httpStatus: 400,
+    grpcCode: GrpcCode.INVALID_ARGUMENT,
+    retryable: false,
+    description:
+      'a query parameter is malformed or unsupported (trace id, time, duration, limit, tags, TraceQL, regex)',
+  },
+  TH_ERR_QUERY_TRACE_NOT_FOUND: {
+    httpStatus: 404,
+    grpcCode: GrpcCode.NOT_FOUND,
+    retryable: false,
+    description: 'this tenant has no trace with that id',
+  },
   // ops
   TH_ERR_OPS_NOT_READY: {
     httpStatus: 503,
@@ -125,8 +173,10 @@ export class TracehouseError extends Error {
   readonly httpStatus: number;
   readonly grpcCode: number;
   readonly retryable: boolean;
+  /** For a retryable error that knows better than the configured RETRY_AFTER_S (rate limits). */
+  readonly retryAfterS?: number;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; retryAfterS?: number }) {
     const spec: ErrorSpec = ERRORS[code];
     super(message ?? spec.description, options);
     this.name = 'TracehouseError';
@@ -134,6 +184,7 @@ export class TracehouseError extends Error {
     this.httpStatus = spec.httpStatus;
     this.grpcCode = spec.grpcCode;
     this.retryable = spec.retryable;
+    if (options?.retryAfterS !== undefined) this.retryAfterS = options.retryAfterS;
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * The running server: PostgreSQL (the configured one or an embedded one), migrations, storage,
  * partition maintenance and the app, started in that order and stopped in reverse:
- *   SIGTERM → /ready 503 → (shutdownDelayMs) → listener closed, new requests 503 → in-flight
- *   requests finish as their spans commit → batcher drained → maintenance, storage, PostgreSQL.
+ *   SIGTERM → /ready 503 → (shutdownDelayMs) → WebSocket frames in flight acked, sockets closed
+ *   with 1001 → listener closed, new requests 503 → in-flight requests finish as their spans
+ *   commit → batcher drained → maintenance, storage, PostgreSQL.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';

@@ -49,8 +49,8 @@ export class Readiness {
 }
 
 export async function registerProbes(app: FastifyInstance, readiness: Readiness): Promise<void> {
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_request, reply) => {
+  app.get('/health', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { config: { access: 'public' } }, async (_request, reply) => {
     const state = await readiness.check();
     if (state.ready) return { status: 'ready' };
     return reply.code(503).header('retry-after', '1').send({ status: 'not_ready', reason: state.reason });

@@ -1,6 +1,7 @@
 /**
- * Partition maintenance: creates the daily partitions of the accepted window ahead of time and
- * drops whole partitions past retention. Holds a timer; only the instance holding the PostgreSQL
+ * Partition maintenance: creates the daily partitions of the accepted window ahead of time, drops
+ * whole partitions past retention, and applies per-tenant retention (TENANT_RETENTION_DAYS) by
+ * deleting those tenants' older spans inside the partitions that remain. Holds a timer; only the instance holding the PostgreSQL
  * maintenance advisory lock does the work, so any number of instances can run this loop.
  */
 import type { Logger } from 'pino';
@@ -14,6 +15,8 @@ export interface MaintenanceResult {
   ran: boolean;
   created: string[];
   dropped: string[];
+  /** Spans deleted by per-tenant retention, by tenant (only when the run happened). */
+  tenantSpansDeleted?: Record<string, number>;
 }
 
 export class PartitionMaintenance {
@@ -68,13 +71,22 @@ export class PartitionMaintenance {
     const outcome = await this.#storage.withMaintenanceLock(async () => {
       const created = await this.#storage.partitions.ensureRange(oldest, newest);
       const dropped = await this.#storage.partitions.dropBefore(oldest);
-      return { created, dropped };
+      const tenantSpansDeleted: Record<string, number> = {};
+      for (const [tenant, days] of Object.entries(this.#config.tenantRetentionDays ?? {})) {
+        if (days >= this.#config.retentionDays) continue; // whole-partition retention covers it
+        const before = new Date(now - days * MS_PER_DAY);
+        tenantSpansDeleted[tenant] = await this.#storage.partitions.deleteTenantBefore(tenant, before);
+      }
+      return { created, dropped, tenantSpansDeleted };
     });
     if (!outcome.ran || !outcome.result) return { ran: false, created: [], dropped: [] };
-    const { created, dropped } = outcome.result;
+    const { created, dropped, tenantSpansDeleted } = outcome.result;
     this.#metrics.partitionsCreated.inc(created.length);
     this.#metrics.partitionsDropped.inc(dropped.length);
-    if (created.length > 0 || dropped.length > 0) this.#log.info({ created, dropped }, 'partitions maintained');
-    return { ran: true, created, dropped };
+    const purged = Object.values(tenantSpansDeleted).some((n) => n > 0);
+    if (created.length > 0 || dropped.length > 0 || purged) {
+      this.#log.info({ created, dropped, tenantSpansDeleted }, 'partitions maintained');
+    }
+    return { ran: true, created, dropped, tenantSpansDeleted };
   }
 }

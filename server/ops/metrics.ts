@@ -5,11 +5,27 @@
  *   spans_received_total = spans_accepted_total + spans_rejected_total + spans_refused_total
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { AUTH_FAILURE_REASONS } from '../auth/failures.js';
 import { SANITIZE_KINDS } from '../decode/types.js';
 
 /** Why spans of a well-formed request were not stored and the client should retry. */
-export type RefuseReason = 'queue_full' | 'storage_unavailable' | 'shutting_down';
-export const REFUSE_REASONS: readonly RefuseReason[] = ['queue_full', 'storage_unavailable', 'shutting_down'];
+export type RefuseReason = 'queue_full' | 'storage_unavailable' | 'shutting_down' | 'rate_limited';
+export const REFUSE_REASONS: readonly RefuseReason[] = [
+  'queue_full',
+  'storage_unavailable',
+  'shutting_down',
+  'rate_limited',
+];
+
+/** What became of one WebSocket frame (docs/websocket-protocol.md). A closed list. */
+export type WsFrameOutcome = 'committed' | 'rejected' | 'refused' | 'protocol_error' | 'too_large';
+export const WS_FRAME_OUTCOMES: readonly WsFrameOutcome[] = [
+  'committed',
+  'rejected',
+  'refused',
+  'protocol_error',
+  'too_large',
+];
 
 /** Rejects decided after decode (permanent, not retried). Joined with decode's RejectReason. */
 export type StorageRejectReason = 'storage_rejected_data';
@@ -33,6 +49,11 @@ export interface Metrics {
   partitionsCreated: Counter;
   partitionsDropped: Counter;
   httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  wsConnections: Gauge;
+  wsFrames: Counter<'outcome'>;
+  wsCloses: Counter<'code'>;
+  authFailures: Counter<'reason'>;
+  rateLimitFallbacks: Counter;
 }
 
 export function createMetrics(registry: Registry): Metrics {
@@ -84,7 +105,7 @@ export function createMetrics(registry: Registry): Metrics {
     }),
     requestsRefused: new Counter({
       name: 'tracehouse_requests_refused_total',
-      help: 'Requests refused with 503 before their body was read (overload, storage down, draining).',
+      help: 'Requests refused with 503 or 429 before their spans were decoded (overload, storage down, draining, rate limit).',
       labelNames: ['transport', 'reason'],
       registers,
     }),
@@ -139,6 +160,34 @@ export function createMetrics(registry: Registry): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
+    wsConnections: new Gauge({
+      name: 'tracehouse_websocket_connections',
+      help: 'Open WebSocket ingest connections.',
+      registers,
+    }),
+    wsFrames: new Counter({
+      name: 'tracehouse_websocket_frames_total',
+      help: 'WebSocket frames by outcome (committed, rejected, refused, protocol_error, too_large).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    wsCloses: new Counter({
+      name: 'tracehouse_websocket_closes_total',
+      help: 'Closed WebSocket ingest connections, by close code (other: codes outside the documented list).',
+      labelNames: ['code'],
+      registers,
+    }),
+    authFailures: new Counter({
+      name: 'tracehouse_auth_failures_total',
+      help: 'Requests refused by authentication (401), authorization (403) or an unreachable JWKS (503), by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    rateLimitFallbacks: new Counter({
+      name: 'tracehouse_rate_limit_fallback_total',
+      help: 'Rate-limit decisions taken in-process on the local share because Redis was down or slow.',
+      registers,
+    }),
   };
   initLabels(metrics);
   return metrics;
@@ -148,4 +197,6 @@ export function createMetrics(registry: Registry): Metrics {
 function initLabels(metrics: Metrics): void {
   for (const kind of SANITIZE_KINDS) metrics.valuesSanitized.inc({ kind }, 0);
   for (const kind of ['retryable', 'data', 'other']) metrics.storageErrors.inc({ kind }, 0);
+  for (const outcome of WS_FRAME_OUTCOMES) metrics.wsFrames.inc({ outcome }, 0);
+  for (const reason of AUTH_FAILURE_REASONS) metrics.authFailures.inc({ reason }, 0);
 }

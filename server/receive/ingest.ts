@@ -4,6 +4,7 @@
  * turn the IngestOutcome (or the thrown TracehouseError) into their own answer via otlp-status.
  */
 import { BatchFailure, type Batcher, type RefusalCode } from '../batch/batcher.js';
+import type { RateDecision, RateLimiter } from '../cache/rate-limiter.js';
 import type { Config } from '../config.js';
 import { decodeExportRequest } from '../decode/index.js';
 import type { DecodedRequest, TimeWindow, WireFormat } from '../decode/types.js';
@@ -25,6 +26,8 @@ export interface IngestDeps {
   batcher: Batcher;
   metrics: Metrics;
   isDraining: () => boolean;
+  /** Per-tenant rate limits; without one, nothing is limited. */
+  limiter?: RateLimiter;
   now?: () => number; // ms since epoch; tests move the clock
 }
 
@@ -61,12 +64,35 @@ export class IngestPipeline {
   }
 
   /**
+   * A 429 known before the body is read: the tenant's rate-limit bucket is in debt, so any request
+   * of it would be refused now (this instance's knowledge, no Redis round trip). Counted in
+   * tracehouse_requests_refused_total{reason="rate_limited"}.
+   */
+  rateLimitBeforeRead(tenant: string, transport: Transport): TracehouseError | undefined {
+    const blockedMs = this.#deps.limiter?.blockedForMs(tenant) ?? 0;
+    if (blockedMs <= 0) return undefined;
+    this.#deps.metrics.requestsRefused.inc({ transport, reason: 'rate_limited' });
+    return new TracehouseError('TH_ERR_AUTH_RATE_LIMITED', `tenant ${tenant} is over its ingest rate limit`, {
+      retryAfterS: this.#retryAfterS(blockedMs),
+    });
+  }
+
+  /**
    * Decodes and stores one export request. Resolves only after its spans are committed. Throws a
-   * TracehouseError for a bad request (400, nothing stored) or a refusal (503, nothing stored).
+   * TracehouseError for a bad request (400, nothing stored) or a refusal (503 / 429, nothing stored).
+   * Rate limits are charged twice: the body bytes before decoding (a refusal costs no decode), the
+   * spans after it; a refused request charges nothing.
    */
   async ingest(body: Buffer, format: WireFormat, tenant: string, transport: Transport): Promise<IngestOutcome> {
-    const { config, batcher, metrics } = this.#deps;
+    const { config, batcher, metrics, limiter } = this.#deps;
     const nowMs = (this.#deps.now ?? Date.now)();
+    if (limiter) {
+      const decision = await limiter.take(tenant, { spans: 0, bytes: body.length });
+      if (!decision.allowed) {
+        metrics.requestsRefused.inc({ transport, reason: 'rate_limited' });
+        throw this.#rateLimited(tenant, decision);
+      }
+    }
     let decoded: DecodedRequest;
     try {
       decoded = decodeExportRequest(body, format, { limits: config.decode, window: computeTimeWindow(config, nowMs) });
@@ -78,6 +104,13 @@ export class IngestPipeline {
     const rejected = decoded.spanCount - decoded.rows.length;
     const outcome = { accepted: decoded.rows.length, rejected, rejectMessage: decoded.rejectMessage, duplicates: 0 };
     if (decoded.rows.length === 0) return outcome;
+    if (limiter) {
+      const decision = await limiter.take(tenant, { spans: decoded.rows.length, bytes: 0 });
+      if (!decision.allowed) {
+        metrics.spansRefused.inc({ tenant, transport, reason: 'rate_limited' }, decoded.rows.length);
+        throw this.#rateLimited(tenant, decision);
+      }
+    }
 
     const admission = batcher.offer({ tenant, rows: decoded.rows });
     if (!admission.accepted) {
@@ -98,6 +131,21 @@ export class IngestPipeline {
       }
       throw new TracehouseError(err.code, err.message);
     }
+  }
+
+  #rateLimited(tenant: string, decision: Exclude<RateDecision, { allowed: true }>): TracehouseError {
+    const unit = decision.exceeded === 'spans' ? 'spans' : 'bytes';
+    return new TracehouseError(
+      'TH_ERR_AUTH_RATE_LIMITED',
+      `tenant ${tenant} is over its ${unit} rate limit (${decision.ratePerS} ${unit}/s, burst ${decision.burst})`,
+      { retryAfterS: this.#retryAfterS(decision.retryAfterMs) },
+    );
+  }
+
+  /** Whole seconds, at least 1 and at most max(2, RETRY_AFTER_S): OTLP exporters give up on long waits. */
+  #retryAfterS(waitMs: number): number {
+    const max = Math.max(2, this.#deps.config.receive.retryAfterS);
+    return Math.min(max, Math.max(1, Math.ceil(waitMs / 1000)));
   }
 
   #countDecoded(decoded: DecodedRequest, tenant: string, transport: Transport): void {

@@ -49,8 +49,11 @@ export async function registerOtlpHttp(app: FastifyInstance, options: OtlpHttpOp
   // event loop must not spend its time receiving and decoding what it cannot admit.
   app.addHook('onRequest', async (request, reply) => {
     const refusal = pipeline.refusalBeforeRead('http');
-    if (refusal === undefined) return;
-    return sendOtlpReply(reply, replyForError(new TracehouseError(refusal), formatOf(request), retryAfterS));
+    if (refusal !== undefined) {
+      return sendOtlpReply(reply, replyForError(new TracehouseError(refusal), formatOf(request), retryAfterS));
+    }
+    const limited = pipeline.rateLimitBeforeRead(request.tenant, 'http');
+    if (limited !== undefined) return sendOtlpReply(reply, replyForError(limited, formatOf(request), retryAfterS));
   });
 
   app.addHook('preParsing', async (request, _reply, payload) => {
@@ -65,7 +68,7 @@ export async function registerOtlpHttp(app: FastifyInstance, options: OtlpHttpOp
     return inflateWithLimit(payload, maxBodyBytes);
   });
 
-  app.post('/v1/traces', async (request, reply) => {
+  app.post('/v1/traces', { config: { access: 'traces:write' } }, async (request, reply) => {
     const format = formatOf(request);
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const outcome = await pipeline.ingest(body, format, request.tenant, 'http');

@@ -1,10 +1,12 @@
 /**
  * The ONE place that decides what an OTLP client is told, for HTTP and WebSocket alike
- * (DESIGN decision 2, OTLP spec "Failures" and "Partial Success"):
- *   committed                  → 200 ExportTraceServiceResponse (partialSuccess when spans were rejected)
- *   permanent problem          → 400 / 413 / 415, google.rpc.Status, never retried by clients
- *   transient problem          → 503 + Retry-After, google.rpc.Status, retried by clients
- * Bodies are in the request's encoding (protobuf or JSON).
+ * (DESIGN decision 2, OTLP spec "Failures" and "Partial Success"). First a transport-neutral
+ * OtlpDecision, then one encoder per transport:
+ *   committed                  → 200 (partialSuccess when spans were rejected)
+ *   permanent problem          → 400 / 413 / 415, never retried by clients
+ *   transient problem          → 503 + Retry-After, retried by clients
+ * HTTP bodies (ExportTraceServiceResponse or google.rpc.Status) are in the request's encoding
+ * (protobuf or JSON); a WebSocket ack is a small JSON text frame (docs/websocket-protocol.md).
  */
 import { ERRORS, TracehouseError, isTracehouseError, type ErrorCode } from '../errors.js';
 import type { WireFormat } from '../decode/types.js';
@@ -53,21 +55,96 @@ export function toTracehouseError(err: unknown): TracehouseError {
   }
 }
 
+/** What a client is told about one export request, before any transport encodes it. */
+export interface OtlpDecision {
+  statusCode: number;
+  retryable: boolean;
+  retryAfterS?: number; // only when retryable
+  code?: ErrorCode; // only for errors
+  grpcCode?: number; // only for errors
+  message?: string; // only for errors: what went wrong, without the code
+  accepted: number; // spans committed (0 for errors)
+  rejectedSpans: number; // spans permanently rejected in a committed request
+  errorMessage: string; // why they were rejected ('' when none)
+}
+
+export function decideForOutcome(outcome: IngestOutcome): OtlpDecision {
+  return {
+    statusCode: 200,
+    retryable: false,
+    accepted: outcome.accepted,
+    rejectedSpans: outcome.rejected,
+    errorMessage: outcome.rejected > 0 ? outcome.rejectMessage : '',
+  };
+}
+
+export function decideForError(err: unknown, retryAfterS: number): OtlpDecision {
+  const error = toTracehouseError(err);
+  return {
+    statusCode: error.httpStatus,
+    retryable: error.retryable,
+    retryAfterS: error.retryable ? (error.retryAfterS ?? retryAfterS) : undefined, // rate limits know theirs
+    code: error.code,
+    grpcCode: error.grpcCode,
+    message: error.code === 'TH_ERR_INTERNAL' ? ERRORS.TH_ERR_INTERNAL.description : error.message,
+    accepted: 0,
+    rejectedSpans: 0,
+    errorMessage: '',
+  };
+}
+
+/** The HTTP answer: ExportTraceServiceResponse on 200, google.rpc.Status otherwise. */
+export function encodeHttpReply(decision: OtlpDecision, format: WireFormat): OtlpReply {
+  if (decision.code === undefined) {
+    const partial =
+      decision.rejectedSpans > 0
+        ? { rejectedSpans: decision.rejectedSpans, errorMessage: decision.errorMessage }
+        : undefined;
+    return { statusCode: 200, contentType: CONTENT_TYPES[format], body: encodeExportResponse(partial, format) };
+  }
+  return {
+    statusCode: decision.statusCode,
+    retryAfterS: decision.retryAfterS,
+    contentType: CONTENT_TYPES[format],
+    body: encodeStatus(decision.grpcCode ?? 0, `${decision.code}: ${decision.message ?? ''}`, format),
+    code: decision.code,
+  };
+}
+
+/**
+ * The WebSocket ack for the frame with sequence id `seq`: one JSON text frame, e.g.
+ *   {"seq":7,"status":200,"accepted":512,"rejectedSpans":0}
+ *   {"seq":8,"status":200,"accepted":9,"rejectedSpans":1,"errorMessage":"1 span rejected: …"}
+ *   {"seq":9,"status":503,"code":"TH_ERR_BATCH_QUEUE_FULL","message":"…","retryable":true,"retryAfterS":1}
+ */
+export function encodeWebSocketAck(seq: number, decision: OtlpDecision): string {
+  if (decision.code === undefined) {
+    const ack: Record<string, unknown> = {
+      seq,
+      status: 200,
+      accepted: decision.accepted,
+      rejectedSpans: decision.rejectedSpans,
+    };
+    if (decision.rejectedSpans > 0) ack.errorMessage = decision.errorMessage;
+    return JSON.stringify(ack);
+  }
+  const ack: Record<string, unknown> = {
+    seq,
+    status: decision.statusCode,
+    code: decision.code,
+    message: decision.message,
+    retryable: decision.retryable,
+  };
+  if (decision.retryAfterS !== undefined) ack.retryAfterS = decision.retryAfterS;
+  return JSON.stringify(ack);
+}
+
 export function replyForOutcome(outcome: IngestOutcome, format: WireFormat): OtlpReply {
-  const partial = outcome.rejected > 0 ? { rejectedSpans: outcome.rejected, errorMessage: outcome.rejectMessage } : undefined;
-  return { statusCode: 200, contentType: CONTENT_TYPES[format], body: encodeExportResponse(partial, format) };
+  return encodeHttpReply(decideForOutcome(outcome), format);
 }
 
 export function replyForError(err: unknown, format: WireFormat, retryAfterS: number): OtlpReply {
-  const error = toTracehouseError(err);
-  const message = error.code === 'TH_ERR_INTERNAL' ? ERRORS.TH_ERR_INTERNAL.description : error.message;
-  return {
-    statusCode: error.httpStatus,
-    retryAfterS: error.retryable ? retryAfterS : undefined,
-    contentType: CONTENT_TYPES[format],
-    body: encodeStatus(error.grpcCode, `${error.code}: ${message}`, format),
-    code: error.code,
-  };
+  return encodeHttpReply(decideForError(err, retryAfterS), format);
 }
 
 interface PartialSuccess {
@@ -79,7 +156,9 @@ interface PartialSuccess {
 function encodeExportResponse(partial: PartialSuccess | undefined, format: WireFormat): Buffer | string {
   if (format === 'json') {
     return partial
-      ? JSON.stringify({ partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage } })
+      ? JSON.stringify({
+          partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage },
+        })
       : '{}';
   }
   if (!partial) return Buffer.alloc(0);

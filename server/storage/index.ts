@@ -12,16 +12,20 @@ import type { StorageConfig } from '../config.js';
 import { PgPartitionManager } from './partitions.js';
 import { createPool } from './pool.js';
 import { PgSpanWriter } from './span-writer.js';
+import { PgTraceReader } from './trace-reader.js';
 import { PING, TRY_MAINTENANCE_LOCK, UNLOCK_MAINTENANCE } from './sql.js';
+import type { TraceReader } from './reader-types.js';
 import type { PartitionManager, SpanWriter, Storage } from './types.js';
 
 export { isDataError, isRetryableStorageError } from './retryable.js';
 export type { PartitionInfo, PartitionManager, SpanBatch, SpanWriter, Storage, WriteResult } from './types.js';
+export { InvalidSearchError } from './trace-reader.js';
 
 export type StorageOptions = StorageConfig & { connectionString: string };
 
 class PgStorage implements Storage {
   readonly writer: SpanWriter;
+  readonly reader: TraceReader;
   readonly partitions: PartitionManager;
   readonly #pool: pg.Pool;
   readonly #options: StorageOptions;
@@ -44,6 +48,7 @@ class PgStorage implements Storage {
     );
     this.partitions = new PgPartitionManager(this.#pool, log.child({ component: 'partitions' }));
     this.writer = new PgSpanWriter(this.#pool, this.partitions, log.child({ component: 'writer' }));
+    this.reader = new PgTraceReader(this.#pool);
   }
 
   async ping(): Promise<void> {

@@ -128,3 +128,38 @@ function refuseUnknown(applied: Set<number>, migrations: Migration[], known: num
   const unknown = [...applied].filter((v) => !knownVersions.has(v));
   if (unknown.length > 0) throw new SchemaTooNewError(unknown, known);
 }
+
+export interface MigrationStatus {
+  /** The newest migration this code ships. */
+  known: number;
+  /** Versions recorded in the database, ascending. */
+  applied: number[];
+  /** Shipped migrations the database has not applied yet. */
+  pending: Migration[];
+  /** Versions in the database that this code does not ship (the database is newer). */
+  unknown: number[];
+}
+
+/** What `migrate` would do, without doing it or taking any lock. */
+export async function migrationStatus(connectionString: string, options: { dir?: string } = {}): Promise<MigrationStatus> {
+  const migrations = listMigrations(options.dir);
+  const client = new pg.Client({ connectionString, application_name: 'tracehouse-migrate' });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ present: boolean }>(
+      "SELECT to_regclass('schema_migrations') IS NOT NULL AS present",
+    );
+    const applied = rows[0].present ? [...(await readApplied(client))].sort((a, b) => a - b) : [];
+    const appliedSet = new Set(applied);
+    const shipped = new Set(migrations.map((m) => m.version));
+    return {
+      known: migrations.at(-1)?.version ?? 0,
+      applied,
+      pending: migrations.filter((m) => !appliedSet.has(m.version)),
+      unknown: applied.filter((v) => !shipped.has(v)),
+    };
+  } finally {
+    await client.end();
+  }
+}

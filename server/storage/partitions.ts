@@ -5,9 +5,15 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { PartitionInfo, PartitionManager } from './types.js';
+import { deleteTenantBefore, partitionStats } from './lifecycle.js';
+import type { PartitionInfo, PartitionManager, PartitionStats } from './types.js';
 import { withClient, withTransaction } from './pool.js';
-import { DELETE_TRACES_ENDED_BEFORE, LOCK_PARTITIONS, SELECT_PARTITIONS } from './sql.js';
+import {
+  DELETE_OPERATIONS_LAST_SEEN_BEFORE,
+  DELETE_TRACES_ENDED_BEFORE,
+  LOCK_PARTITIONS,
+  SELECT_PARTITIONS,
+} from './sql.js';
 
 export const MS_PER_DAY = 86_400_000;
 
@@ -83,6 +89,7 @@ export class PgPartitionManager implements PartitionManager {
         names.push(p.name);
       }
       await client.query(DELETE_TRACES_ENDED_BEFORE, [before]);
+      await client.query(DELETE_OPERATIONS_LAST_SEEN_BEFORE, [before]);
       return names;
     });
     if (dropped.length > 0) this.#log.info({ partitions: dropped, before }, 'partitions dropped');
@@ -92,6 +99,16 @@ export class PgPartitionManager implements PartitionManager {
   async list(): Promise<PartitionInfo[]> {
     const partitions = await withClient(this.#pool, listOn);
     return partitions.map(({ name, fromInclusive, toExclusive }) => ({ name, fromInclusive, toExclusive }));
+  }
+
+  stats(options: { exact: boolean }): Promise<PartitionStats[]> {
+    return partitionStats(this.#pool, options);
+  }
+
+  async deleteTenantBefore(tenant: string, before: Date, options: { dryRun?: boolean } = {}): Promise<number> {
+    const deleted = await deleteTenantBefore(this.#pool, tenant, before, options);
+    if (deleted > 0 && !options.dryRun) this.#log.info({ tenant, before, deleted }, 'tenant retention: spans deleted');
+    return deleted;
   }
 }
 

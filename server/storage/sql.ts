@@ -39,6 +39,9 @@ SELECT n.nspname AS schema, c.relname AS name, pg_get_expr(c.relpartbound, c.oid
 
 export const DELETE_TRACES_ENDED_BEFORE = 'DELETE FROM traces WHERE last_end < $1';
 
+/** Catalog rows whose operation has no span left after retention. */
+export const DELETE_OPERATIONS_LAST_SEEN_BEFORE = 'DELETE FROM operations WHERE last_seen < $1';
+
 // ---- span writer ------------------------------------------------------------------------------
 
 /** Column order of the COPY text rows built by copy-text.ts; must match it exactly. */
@@ -112,13 +115,43 @@ ON CONFLICT (tenant, trace_id) DO UPDATE SET
   updated_at = excluded.updated_at`;
 
 const RETURNING_FOR_TRACES =
-  'RETURNING tenant, trace_id, span_id, parent_span_id, name, service_name, start_time, end_time, ' +
+  'RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time, ' +
   'start_time_unix_nano, end_time_unix_nano, status_code';
 
 /**
+ * How far operations.last_seen may lag behind the newest span of its operation. The catalog row is
+ * rewritten only when a batch moves it forward by more than this, so readers widen their windows by
+ * it (OPERATION_REFRESH_INTERVAL_MS in query-sql.ts).
+ */
+const OPERATION_REFRESH_INTERVAL = "interval '1 minute'";
+
+/**
+ * The service / operation catalog upsert over `ins`, one row per (tenant, service, name, kind) in
+ * the batch. Catalog rows that already cover the batch's start times are filtered out before the
+ * INSERT, so they are neither written nor locked: under steady traffic a row is rewritten about once
+ * per refresh interval, not once per batch, and concurrent batches seldom wait on each other. The
+ * rest go in key order, so concurrent batches lock catalog rows in the same order (no deadlock).
+ */
+const UPSERT_OPERATIONS_FROM_INS = `
+INSERT INTO operations AS o (tenant, service_name, span_name, span_kind, first_seen, last_seen)
+SELECT b.tenant, b.service_name, b.name, b.kind, b.first_seen, b.last_seen
+  FROM (SELECT tenant, service_name, name, kind, min(start_time) AS first_seen, max(start_time) AS last_seen
+          FROM ins
+         GROUP BY tenant, service_name, name, kind) b
+ WHERE NOT EXISTS (
+         SELECT 1 FROM operations c
+          WHERE c.tenant = b.tenant AND c.service_name = b.service_name AND c.span_name = b.name
+            AND c.span_kind = b.kind AND c.first_seen <= b.first_seen
+            AND c.last_seen >= b.last_seen - ${OPERATION_REFRESH_INTERVAL})
+ ORDER BY b.tenant, b.service_name, b.name, b.kind
+ON CONFLICT (tenant, service_name, span_name, span_kind) DO UPDATE SET
+  first_seen = least(o.first_seen, excluded.first_seen),
+  last_seen = greatest(o.last_seen, excluded.last_seen)`;
+
+/**
  * Moves the staged rows into spans, sorted by the primary key (stable lock order between
- * concurrent writers), skipping rows already stored, and upserts the trace summaries of the rows
- * actually inserted. Returns one row: { inserted }.
+ * concurrent writers), skipping rows already stored, and upserts the trace summaries and the
+ * operations catalog from the rows actually inserted. Returns one row: { inserted }.
  */
 export const INSERT_FROM_STAGE = `
 WITH ins AS (
@@ -128,6 +161,7 @@ WITH ins AS (
   ON CONFLICT DO NOTHING
   ${RETURNING_FOR_TRACES}
 ), summaries AS (${UPSERT_TRACES_FROM_INS}
+), catalog AS (${UPSERT_OPERATIONS_FROM_INS}
 )
 SELECT count(*)::int AS inserted FROM ins`;
 
@@ -186,6 +220,7 @@ WITH src AS (
   ON CONFLICT DO NOTHING
   ${RETURNING_FOR_TRACES}
 ), summaries AS (${UPSERT_TRACES_FROM_INS}
+), catalog AS (${UPSERT_OPERATIONS_FROM_INS}
 )
 SELECT count(*)::int AS inserted FROM ins`;
 

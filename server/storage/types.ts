@@ -2,6 +2,7 @@
  * The seams between the batcher, the ops stage and PostgreSQL. Only storage/ imports pg.
  */
 import type { SpanRow } from '../decode/types.js';
+import type { TraceReader } from './reader-types.js';
 
 /** The spans of one request, owned by one tenant. */
 export interface SpanBatch {
@@ -34,16 +35,37 @@ export interface PartitionInfo {
   toExclusive: Date;
 }
 
+export interface PartitionStats extends PartitionInfo {
+  /** Rows: exact when `exact`, otherwise PostgreSQL's estimate; undefined when never analyzed. */
+  rows: number | undefined;
+  exact: boolean;
+  /** On-disk size with indexes and TOAST. */
+  bytes: number;
+}
+
 export interface PartitionManager {
   /** Creates the daily partitions covering [from, to] that do not exist yet. Idempotent. */
   ensureRange(from: Date, to: Date): Promise<string[]>;
-  /** Drops whole partitions entirely older than `before`, and trace summaries that ended before it. */
+  /**
+   * Drops whole partitions entirely older than `before`, trace summaries that ended before it, and
+   * catalog operations last seen before it.
+   */
   dropBefore(before: Date): Promise<string[]>;
   list(): Promise<PartitionInfo[]>;
+  /** Every partition with its rows (estimated unless `exact`), size and bounds, oldest first. */
+  stats(options: { exact: boolean }): Promise<PartitionStats[]>;
+  /**
+   * Per-tenant retention: deletes one tenant's spans that started before `before` inside the
+   * partitions that remain, in bounded batches, then its summaries and catalog rows past that point.
+   * With dryRun nothing is deleted. Returns the number of spans (to be) deleted.
+   */
+  deleteTenantBefore(tenant: string, before: Date, options?: { dryRun?: boolean }): Promise<number>;
 }
 
 export interface Storage {
   writer: SpanWriter;
+  /** The query API's read side (trace-reader.ts), on the same pool. */
+  reader: TraceReader;
   partitions: PartitionManager;
   /** Resolves when PostgreSQL answers a trivial query within the connect timeout. */
   ping(): Promise<void>;

@@ -98,6 +98,7 @@ function schema(withUnknownFields: boolean): protobuf.INamespace {
                 nested: {
                   v1: {
                     nested: {
+                      TracesData: { fields: { resourceSpans: repeated('ResourceSpans', 1) } },
                       ResourceSpans: {
                         fields: {
                           resource: { type: 'opentelemetry.proto.resource.v1.Resource', id: 1 },
@@ -189,6 +190,11 @@ function schema(withUnknownFields: boolean): protobuf.INamespace {
 
 export function createOtlpRoot(options: { withUnknownFields?: boolean } = {}): protobuf.Root {
   return protobuf.Root.fromJSON(schema(options.withUnknownFields ?? false));
+}
+
+/** OTLP TracesData (also Tempo's `Trace` message: the same single field 1). */
+export function tracesDataType(root: protobuf.Root): protobuf.Type {
+  return root.lookupType('opentelemetry.proto.trace.v1.TracesData');
 }
 
 export function exportRequestType(root: protobuf.Root): protobuf.Type {

@@ -33,14 +33,16 @@ describe('migrations', () => {
   });
 
   it('migrates a fresh database, records the version, and a re-run is a no-op', async () => {
+    const shipped = listMigrations();
+    const latest = shipped.at(-1)!.version;
     const first = await migrate(fresh.connectionString);
-    expect(first.applied.map((m) => m.version)).toEqual([1]);
-    expect(first.version).toBe(1);
+    expect(first.applied.map((m) => m.version)).toEqual(shipped.map((m) => m.version));
+    expect(first.version).toBe(latest);
 
     const { rows } = await fresh.query<{ version: number; name: string }>(
       'SELECT version, name FROM schema_migrations',
     );
-    expect(rows).toEqual([{ version: 1, name: 'spans' }]);
+    expect(rows).toEqual(shipped.map(({ version, name }) => ({ version, name })));
     const tables = await fresh.query<{ relname: string; relkind: string }>(
       "SELECT relname, relkind FROM pg_class WHERE relname IN ('spans', 'traces') ORDER BY relname",
     );
@@ -51,18 +53,19 @@ describe('migrations', () => {
 
     const second = await migrate(fresh.connectionString);
     expect(second.applied).toEqual([]);
-    expect(second.version).toBe(1);
+    expect(second.version).toBe(latest);
   });
 
   it('lets four instances migrate the same empty database at once: one applies, none fails', async () => {
     const url = await emptyDatabase();
     const pools = Array.from({ length: 4 }, () => new pg.Pool({ connectionString: url, max: 2 }));
     try {
+      const shipped = listMigrations().map((m) => m.version);
       const results = await Promise.all(pools.map((pool) => migrate(pool)));
-      expect(results.flatMap((r) => r.applied.map((m) => m.version))).toEqual([1]);
-      expect(results.every((r) => r.version === 1)).toBe(true);
+      expect(results.flatMap((r) => r.applied.map((m) => m.version)).sort((a, b) => a - b)).toEqual(shipped);
+      expect(results.every((r) => r.version === shipped.at(-1))).toBe(true);
       const { rows } = await pools[0].query('SELECT count(*)::int AS n FROM schema_migrations');
-      expect(rows[0].n).toBe(1);
+      expect(rows[0].n).toBe(shipped.length);
     } finally {
       await Promise.all(pools.map((pool) => pool.end()));
     }

@@ -1,0 +1,107 @@
+/**
+ * The SQL the trace reader sends, as named constants (the search statement, whose conditions vary,
+ * is assembled from the fragments in search-sql.ts). Times travel as timestamptz text with
+ * microseconds, ids as bytea, every value as a parameter.
+ */
+
+/** operations.last_seen lags the newest span by at most this (OPERATION_REFRESH_INTERVAL in sql.ts). */
+export const OPERATION_REFRESH_INTERVAL_MS = 60_000;
+
+/** Columns of a stored span as the reader maps them (rowToSpan in trace-reader.ts). */
+export const SPAN_COLUMNS_FOR_READ = `
+  s.trace_id, s.span_id, s.parent_span_id, s.trace_state, s.flags, s.name, s.kind, s.service_name,
+  s.start_time_unix_nano, s.end_time_unix_nano, s.status_code, s.status_message,
+  s.attributes::text AS attributes, s.resource_attributes::text AS resource_attributes,
+  s.scope_name, s.scope_version, s.scope_attributes::text AS scope_attributes,
+  s.events::text AS events, s.links::text AS links,
+  s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count`;
+
+/** Columns of a trace summary as the reader maps them (rowToSummary in trace-reader.ts). */
+export const SUMMARY_COLUMNS = `
+  t.trace_id, t.first_start_unix_nano, t.last_end_unix_nano, t.span_count, t.error_count,
+  t.root_service_name, t.root_span_name, t.updated_at`;
+
+/** $1 tenant, $2 trace id. */
+export const SELECT_TRACE_SUMMARY = `
+SELECT ${SUMMARY_COLUMNS}
+  FROM traces t
+ WHERE t.tenant = $1 AND t.trace_id = $2`;
+
+/**
+ * $1 tenant, $2 trace id, $3 / $4 the trace's first start and last end: the time predicate prunes
+ * every partition the trace does not live in.
+ */
+export const SELECT_TRACE_SPANS = `
+SELECT ${SPAN_COLUMNS_FOR_READ}
+  FROM spans s
+ WHERE s.tenant = $1 AND s.trace_id = $2 AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
+ ORDER BY s.start_time_unix_nano, s.span_id`;
+
+/** $1 tenant, $2 trace ids, $3 / $4 the earliest first start and latest last end among them. */
+export const SELECT_SPANS_OF_TRACES = `
+SELECT ${SPAN_COLUMNS_FOR_READ}
+  FROM spans s
+ WHERE s.tenant = $1 AND s.trace_id = ANY($2::bytea[])
+   AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
+ ORDER BY s.trace_id, s.start_time_unix_nano, s.span_id`;
+
+/** $1 tenant, $2 trace ids, $3 / $4 as SELECT_SPANS_OF_TRACES: spans and errors per service. */
+export const SELECT_SERVICE_STATS = `
+SELECT s.trace_id, s.service_name, count(*)::int AS span_count,
+       count(*) FILTER (WHERE s.status_code = 2)::int AS error_count
+  FROM spans s
+ WHERE s.tenant = $1 AND s.trace_id = ANY($2::bytea[])
+   AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
+ GROUP BY s.trace_id, s.service_name`;
+
+/**
+ * Catalog rows of a tenant, optionally narrowed: $2 / $3 a span-start window (NULL: any time),
+ * $4 services, $5 span names, $6 span kinds (NULL: any).
+ */
+export const SELECT_OPERATIONS = `
+SELECT service_name, span_name, span_kind
+  FROM operations
+ WHERE tenant = $1
+   AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz - interval '${OPERATION_REFRESH_INTERVAL_MS} milliseconds')
+   AND ($3::timestamptz IS NULL OR first_seen <= $3::timestamptz)
+   AND ($4::text[] IS NULL OR service_name = ANY($4::text[]))
+   AND ($5::text[] IS NULL OR span_name = ANY($5::text[]))
+   AND ($6::smallint[] IS NULL OR span_kind = ANY($6::smallint[]))
+ ORDER BY service_name, span_name, span_kind`;
+
+/**
+ * Service-to-service calls: child spans started in [$2, $3] joined to their parent span, counted per
+ * (parent service, child service) when the services differ. The parent is looked up within an hour
+ * of the window on either side (a parent outside that is not counted).
+ */
+export const SELECT_DEPENDENCIES = `
+SELECT p.service_name AS parent, c.service_name AS child, count(*)::bigint AS call_count
+  FROM spans c
+  JOIN spans p
+    ON p.tenant = c.tenant AND p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+   AND p.start_time >= $2::timestamptz - interval '1 hour' AND p.start_time <= $3::timestamptz + interval '1 hour'
+ WHERE c.tenant = $1 AND c.start_time >= $2::timestamptz AND c.start_time <= $3::timestamptz
+   AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name
+ GROUP BY p.service_name, c.service_name
+ ORDER BY p.service_name, c.service_name`;
+
+/**
+ * Attribute keys among the newest $5 spans of each service $2 started in [$3, $4]: a bounded sample,
+ * like Tempo's byte-limited tag search, not an exhaustive scan.
+ */
+export const SELECT_TAG_NAMES = `
+WITH sample AS MATERIALIZED (
+  SELECT x.attributes, x.resource_attributes
+    FROM unnest($2::text[]) AS svc(name)
+    CROSS JOIN LATERAL (
+      SELECT s.attributes, s.resource_attributes
+        FROM spans s
+       WHERE s.tenant = $1 AND s.service_name = svc.name
+         AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
+       ORDER BY s.start_time DESC
+       LIMIT $5) x
+)
+SELECT DISTINCT 'span' AS scope, jsonb_object_keys(attributes) AS key FROM sample
+UNION
+SELECT DISTINCT 'resource' AS scope, jsonb_object_keys(resource_attributes) AS key FROM sample
+ORDER BY scope, key`;

@@ -1,0 +1,244 @@
+/**
+ * The statements whose WHERE clause depends on the search conditions. They are assembled from the
+ * constant fragments below; every value (tenant, keys, literals, patterns, times) is a parameter,
+ * so the only run-time text is which fragments appear and their parameter numbers.
+ *
+ * Every statement reaches spans through (tenant, service_name, start_time) — the catalog supplies
+ * the candidate services — or through the primary key (tenant, trace_id, …) with a time range, so
+ * partitions outside the window are pruned and no statement scans a partition sequentially.
+ */
+import type { AttributeRef, Comparison, Scalar, SearchQuery, SpanCondition, TraceCondition } from './reader-types.js';
+import { SPAN_COLUMNS_FOR_READ, SUMMARY_COLUMNS } from './query-sql.js';
+
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+/** Collects parameter values; add() returns the placeholder of the value it was given. */
+export class Params {
+  readonly values: unknown[] = [];
+
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/** Unix microseconds → timestamptz text with microseconds, e.g. 2030-01-15T10:00:00.123456Z. */
+export function microsToTimestamptz(micros: bigint): string {
+  const ms = micros / 1000n;
+  const rest = Number(micros - ms * 1000n);
+  const iso = new Date(Number(ms)).toISOString();
+  return `${iso.slice(0, -1)}${String(rest).padStart(3, '0')}Z`;
+}
+
+export function nanosToTimestamptz(nanos: bigint): string {
+  return microsToTimestamptz(nanos / 1000n);
+}
+
+const TEXT_OPERATORS: Record<Comparison, string> = {
+  '=': '=',
+  '!=': '<>',
+  '>': '>',
+  '>=': '>=',
+  '<': '<',
+  '<=': '<=',
+  '=~': '~',
+  '!~': '!~',
+};
+
+/** A TraceQL regex matches the whole value; PostgreSQL's `~` finds a match anywhere. */
+function anchored(pattern: string): string {
+  return `^(?:${pattern})$`;
+}
+
+function compareColumn(column: string, op: Comparison, value: string | bigint | number, params: Params): string {
+  if (op === '=~' || op === '!~') return `${column} ${TEXT_OPERATORS[op]} ${params.add(anchored(String(value)))}`;
+  return `${column} ${TEXT_OPERATORS[op]} ${params.add(typeof value === 'string' ? value : value.toString())}`;
+}
+
+function jsonTypeOf(value: Scalar): { type: string; cast: string } {
+  if (typeof value === 'string') return { type: 'string', cast: 'text' };
+  if (typeof value === 'boolean') return { type: 'boolean', cast: 'boolean' };
+  return { type: 'number', cast: 'numeric' };
+}
+
+/** A typed comparison on one jsonb attribute map; false when the key is missing or of another type. */
+function compareAttribute(column: string, key: string, op: Comparison, value: Scalar, params: Params): string {
+  const k = params.add(key);
+  if (op === '=~' || op === '!~') {
+    return `(jsonb_typeof(${column} -> ${k}) = 'string' AND ${column} ->> ${k} ${TEXT_OPERATORS[op]} ${params.add(anchored(String(value)))})`;
+  }
+  const { type, cast } = jsonTypeOf(value);
+  if (type === 'boolean' && op !== '=' && op !== '!=') return 'false';
+  const literal = `to_jsonb(${params.add(String(value))}::${cast})`;
+  return `(jsonb_typeof(${column} -> ${k}) = '${type}' AND ${column} -> ${k} ${TEXT_OPERATORS[op]} ${literal})`;
+}
+
+/** One span condition as a boolean SQL expression over the spans row `s`. */
+export function spanConditionSql(condition: SpanCondition, params: Params): string {
+  switch (condition.target) {
+    case 'intrinsic':
+      switch (condition.intrinsic) {
+        case 'name':
+          return compareColumn('s.name', condition.op, condition.value, params);
+        case 'service':
+          return compareColumn('s.service_name', condition.op, condition.value, params);
+        case 'statusMessage':
+          return compareColumn('s.status_message', condition.op, condition.value, params);
+        case 'status':
+          return `s.status_code ${TEXT_OPERATORS[condition.op]} ${params.add(condition.value)}::smallint`;
+        case 'kind':
+          return `s.kind ${TEXT_OPERATORS[condition.op]} ${params.add(condition.value)}::smallint`;
+        case 'duration':
+          if (condition.op === '=~' || condition.op === '!~') throw new Error('duration takes no regex');
+          return `s.duration_ns ${TEXT_OPERATORS[condition.op]} ${params.add(condition.value.toString())}::bigint`;
+      }
+      break;
+    case 'attribute': {
+      const { scope, key, op, value } = condition;
+      const onSpan = () => compareAttribute('s.attributes', key, op, value, params);
+      // service.name is a resource attribute that also has its own (indexed) column.
+      const onResource = () =>
+        key === 'service.name'
+          ? typeof value === 'string'
+            ? compareColumn('s.service_name', op, value, params)
+            : 'false'
+          : compareAttribute('s.resource_attributes', key, op, value, params);
+      if (scope === 'span') return onSpan();
+      if (scope === 'resource') return onResource();
+      return `(${onSpan()} OR ${onResource()})`;
+    }
+    case 'tag': {
+      const k = params.add(condition.key);
+      const v = params.add(condition.value);
+      return `(s.attributes ->> ${k} = ${v} OR s.resource_attributes ->> ${k} = ${v})`;
+    }
+  }
+}
+
+/** One trace condition as a boolean SQL expression over the traces row `t`. */
+export function traceConditionSql(condition: TraceCondition, params: Params): string {
+  switch (condition.field) {
+    case 'duration':
+      return `(t.last_end_unix_nano - t.first_start_unix_nano) ${TEXT_OPERATORS[condition.op]} ${params.add(condition.value.toString())}::bigint`;
+    case 'rootName':
+      return compareColumn('t.root_span_name', condition.op, condition.value, params);
+    case 'rootServiceName':
+      return compareColumn('t.root_service_name', condition.op, condition.value, params);
+  }
+}
+
+function andAll(conditions: readonly SpanCondition[], params: Params): string {
+  return conditions.map((c) => `\n     AND ${spanConditionSql(c, params)}`).join('');
+}
+
+export interface SearchSlice {
+  /** Inclusive lower and exclusive upper bound of span start, unix microseconds. */
+  fromMicros: bigint;
+  toMicros: bigint;
+}
+
+/**
+ * One slice of a search: traces with a matching span of one of `services` starting in the slice,
+ * except those already found, latest match first. Without trace conditions the limit applies
+ * before the summaries are joined, so only `limit` summaries are read.
+ */
+export function buildSearchSlice(
+  tenant: string,
+  query: SearchQuery,
+  services: readonly string[],
+  slice: SearchSlice,
+  exclude: readonly Buffer[],
+  limit: number,
+): Statement {
+  const params = new Params();
+  const $tenant = params.add(tenant);
+  const where =
+    `s.tenant = ${$tenant} AND s.service_name = ANY(${params.add(services)}::text[])` +
+    `\n     AND s.start_time >= ${params.add(microsToTimestamptz(slice.fromMicros))}::timestamptz` +
+    ` AND s.start_time < ${params.add(microsToTimestamptz(slice.toMicros))}::timestamptz` +
+    (exclude.length > 0 ? `\n     AND s.trace_id <> ALL(${params.add(exclude)}::bytea[])` : '') +
+    andAll(query.spanConditions, params);
+  const $limit = params.add(limit);
+  const traceWhere = query.traceConditions.map((c) => ` AND ${traceConditionSql(c, params)}`).join('');
+  const limitEarly =
+    query.traceConditions.length === 0 ? `\n   ORDER BY last_match DESC, s.trace_id\n   LIMIT ${$limit}` : '';
+  const text = `
+WITH m AS (
+  SELECT s.trace_id, max(s.start_time) AS last_match
+    FROM spans s
+   WHERE ${where}
+   GROUP BY s.trace_id${limitEarly}
+)
+SELECT ${SUMMARY_COLUMNS}, (extract(epoch FROM m.last_match) * 1000000)::bigint AS last_match_us
+  FROM m
+  JOIN traces t ON t.tenant = ${$tenant} AND t.trace_id = m.trace_id${traceWhere}
+ ORDER BY m.last_match DESC, m.trace_id
+ LIMIT ${$limit}`;
+  return { text, values: params.values };
+}
+
+/** For each of `traceIds`, its spans matching the query in [from, to] (µs): the first `perTrace` and the count. */
+export function buildMatchingSpans(
+  tenant: string,
+  query: SearchQuery,
+  traceIds: readonly Buffer[],
+  perTrace: number,
+): Statement {
+  const params = new Params();
+  const where =
+    `s.tenant = ${params.add(tenant)} AND s.trace_id = ANY(${params.add(traceIds)}::bytea[])` +
+    `\n     AND s.start_time >= ${params.add(nanosToTimestamptz(query.window.startUnixNano))}::timestamptz` +
+    ` AND s.start_time <= ${params.add(nanosToTimestamptz(query.window.endUnixNano))}::timestamptz` +
+    andAll(query.spanConditions, params);
+  const text = `
+SELECT * FROM (
+  SELECT ${SPAN_COLUMNS_FOR_READ},
+         row_number() OVER (PARTITION BY s.trace_id ORDER BY s.start_time_unix_nano, s.span_id) AS rn,
+         count(*) OVER (PARTITION BY s.trace_id)::int AS matched
+    FROM spans s
+   WHERE ${where}
+) x
+ WHERE x.rn <= ${params.add(perTrace)}
+ ORDER BY x.trace_id, x.rn`;
+  return { text, values: params.values };
+}
+
+/** Distinct values of one attribute among the newest spans carrying it, per service, in the window. */
+export function buildTagValues(
+  tenant: string,
+  attribute: AttributeRef,
+  options: { services: readonly string[]; fromMicros: bigint; toMicros: bigint; conditions: readonly SpanCondition[] },
+  samplePerService: number,
+  maxValues: number,
+): Statement {
+  const params = new Params();
+  const $tenant = params.add(tenant);
+  const $services = params.add(options.services);
+  const k = params.add(attribute.key);
+  const value =
+    attribute.scope === 'span'
+      ? `s.attributes -> ${k}`
+      : attribute.scope === 'resource'
+        ? `s.resource_attributes -> ${k}`
+        : `coalesce(s.attributes -> ${k}, s.resource_attributes -> ${k})`;
+  const where =
+    `s.tenant = ${$tenant} AND s.service_name = svc.name` +
+    `\n         AND s.start_time >= ${params.add(microsToTimestamptz(options.fromMicros))}::timestamptz` +
+    ` AND s.start_time <= ${params.add(microsToTimestamptz(options.toMicros))}::timestamptz` +
+    `\n         AND ${value} IS NOT NULL` +
+    andAll(options.conditions, params);
+  const text = `
+SELECT DISTINCT x.v::text AS value
+  FROM unnest(${$services}::text[]) AS svc(name)
+  CROSS JOIN LATERAL (
+    SELECT ${value} AS v
+      FROM spans s
+     WHERE ${where}
+     ORDER BY s.start_time DESC
+     LIMIT ${params.add(samplePerService)}) x
+ LIMIT ${params.add(maxValues)}`;
+  return { text, values: params.values };
+}

@@ -1,0 +1,340 @@
+/**
+ * The read side of storage: trace by id, search, catalogs, dependencies and tag sampling over the
+ * pool the writer shares. Stateless; every method is one or a few statements (query-sql.ts,
+ * search-sql.ts). A regex PostgreSQL refuses surfaces as InvalidSearchError; any other failure
+ * keeps its SQLSTATE in `code` (isRetryableStorageError tells a transient one).
+ */
+import type pg from 'pg';
+import type {
+  AttributeRef,
+  DependencyLink,
+  Operation,
+  SearchHit,
+  SearchQuery,
+  ServiceStats,
+  SpanCondition,
+  StoredSpan,
+  TagScope,
+  TimeWindow,
+  TraceReader,
+  TraceSummary,
+} from './reader-types.js';
+import {
+  SELECT_DEPENDENCIES,
+  SELECT_OPERATIONS,
+  SELECT_SERVICE_STATS,
+  SELECT_SPANS_OF_TRACES,
+  SELECT_TAG_NAMES,
+  SELECT_TRACE_SPANS,
+  SELECT_TRACE_SUMMARY,
+} from './query-sql.js';
+import {
+  buildMatchingSpans,
+  buildSearchSlice,
+  buildTagValues,
+  nanosToTimestamptz,
+  type Statement,
+} from './search-sql.js';
+
+/** A search PostgreSQL cannot run as asked (an invalid regular expression): the client's mistake. */
+export class InvalidSearchError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InvalidSearchError';
+  }
+}
+
+/** The first (newest) slice of a search window; each older slice is twice as long as the previous. */
+export const FIRST_SLICE_MICROS = 3_600_000_000n;
+
+const INVALID_REGULAR_EXPRESSION = '2201B';
+
+type Row = Record<string, unknown>;
+
+function rowToSpan(row: Row): StoredSpan {
+  return {
+    traceId: row.trace_id as Buffer,
+    spanId: row.span_id as Buffer,
+    parentSpanId: row.parent_span_id as Buffer | null,
+    traceState: row.trace_state as string,
+    flags: row.flags as number,
+    name: row.name as string,
+    kind: row.kind as number,
+    serviceName: row.service_name as string,
+    startTimeUnixNano: BigInt(row.start_time_unix_nano as string),
+    endTimeUnixNano: BigInt(row.end_time_unix_nano as string),
+    statusCode: row.status_code as number,
+    statusMessage: row.status_message as string,
+    attributes: row.attributes as string,
+    resourceAttributes: row.resource_attributes as string,
+    scopeName: row.scope_name as string,
+    scopeVersion: row.scope_version as string,
+    scopeAttributes: row.scope_attributes as string,
+    events: row.events as string,
+    links: row.links as string,
+    droppedAttributesCount: row.dropped_attributes_count as number,
+    droppedEventsCount: row.dropped_events_count as number,
+    droppedLinksCount: row.dropped_links_count as number,
+  };
+}
+
+function rowToSummary(row: Row): TraceSummary {
+  return {
+    traceId: row.trace_id as Buffer,
+    firstStartUnixNano: BigInt(row.first_start_unix_nano as string),
+    lastEndUnixNano: BigInt(row.last_end_unix_nano as string),
+    spanCount: Number(row.span_count),
+    errorCount: Number(row.error_count),
+    rootServiceName: row.root_service_name as string | null,
+    rootSpanName: row.root_span_name as string | null,
+    updatedAt: row.updated_at as Date,
+  };
+}
+
+/** The [earliest first start, latest last end] of some traces, as timestamptz parameters. */
+function boundsOf(traces: readonly TraceSummary[]): [string, string] {
+  let first = traces[0].firstStartUnixNano;
+  let last = traces[0].lastEndUnixNano;
+  for (const t of traces) {
+    if (t.firstStartUnixNano < first) first = t.firstStartUnixNano;
+    if (t.lastEndUnixNano > last) last = t.lastEndUnixNano;
+  }
+  return [nanosToTimestamptz(first), nanosToTimestamptz(last)];
+}
+
+function intersect(current: Set<string> | undefined, value: string): Set<string> {
+  return new Set(current === undefined ? [value] : [...current].filter((v) => v === value));
+}
+
+/**
+ * What the catalog can narrow from the equality conditions: services, span names and kinds.
+ * `none` when two conditions contradict each other (nothing can match).
+ */
+export function catalogFilter(conditions: readonly SpanCondition[]): {
+  services?: string[];
+  spanNames?: string[];
+  spanKinds?: number[];
+  none: boolean;
+} {
+  let services: Set<string> | undefined;
+  let names: Set<string> | undefined;
+  let kinds: Set<string> | undefined;
+  for (const c of conditions) {
+    if (c.target === 'intrinsic' && c.op === '=') {
+      if (c.intrinsic === 'service') services = intersect(services, c.value);
+      else if (c.intrinsic === 'name') names = intersect(names, c.value);
+      else if (c.intrinsic === 'kind') kinds = intersect(kinds, String(c.value));
+    } else if (
+      c.target === 'attribute' &&
+      c.scope === 'resource' &&
+      c.key === 'service.name' &&
+      c.op === '=' &&
+      typeof c.value === 'string'
+    ) {
+      services = intersect(services, c.value);
+    }
+  }
+  return {
+    services: services && [...services],
+    spanNames: names && [...names],
+    spanKinds: kinds && [...kinds].map(Number),
+    none: services?.size === 0 || names?.size === 0 || kinds?.size === 0,
+  };
+}
+
+export class PgTraceReader implements TraceReader {
+  readonly #pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  async #query(statement: Statement | string, values?: unknown[]): Promise<Row[]> {
+    const config = typeof statement === 'string' ? { text: statement, values } : statement;
+    try {
+      return (await this.#pool.query(config)).rows as Row[];
+    } catch (err) {
+      if ((err as { code?: unknown }).code === INVALID_REGULAR_EXPRESSION) {
+        throw new InvalidSearchError(`invalid regular expression: ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async getTraceSummary(tenant: string, traceId: Buffer): Promise<TraceSummary | undefined> {
+    const rows = await this.#query(SELECT_TRACE_SUMMARY, [tenant, traceId]);
+    return rows.length === 0 ? undefined : rowToSummary(rows[0]);
+  }
+
+  async getTraceSpans(tenant: string, traceId: Buffer, window: TimeWindow): Promise<StoredSpan[]> {
+    const rows = await this.#query(SELECT_TRACE_SPANS, [
+      tenant,
+      traceId,
+      nanosToTimestamptz(window.startUnixNano),
+      nanosToTimestamptz(window.endUnixNano),
+    ]);
+    return rows.map(rowToSpan);
+  }
+
+  async getSpansOfTraces(tenant: string, traces: readonly TraceSummary[]): Promise<Map<string, StoredSpan[]>> {
+    const byTrace = new Map<string, StoredSpan[]>();
+    if (traces.length === 0) return byTrace;
+    for (const t of traces) byTrace.set(t.traceId.toString('hex'), []);
+    const rows = await this.#query(SELECT_SPANS_OF_TRACES, [tenant, traces.map((t) => t.traceId), ...boundsOf(traces)]);
+    for (const row of rows) byTrace.get((row.trace_id as Buffer).toString('hex'))?.push(rowToSpan(row));
+    return byTrace;
+  }
+
+  async searchTraces(tenant: string, query: SearchQuery): Promise<SearchHit[]> {
+    if (query.limit <= 0 || query.window.endUnixNano < query.window.startUnixNano) return [];
+    const services = await this.#candidateServices(tenant, query.spanConditions, query.window);
+    if (services.length === 0) return [];
+    const startMicros = query.window.startUnixNano / 1000n;
+    let toMicros = query.window.endUnixNano / 1000n + 1n;
+    let size = FIRST_SLICE_MICROS;
+    const hits: SearchHit[] = [];
+    const found: Buffer[] = [];
+    while (toMicros > startMicros && hits.length < query.limit) {
+      const fromMicros = toMicros - size > startMicros ? toMicros - size : startMicros;
+      const slice = { fromMicros, toMicros };
+      const rows = await this.#query(
+        buildSearchSlice(tenant, query, services, slice, found, query.limit - hits.length),
+      );
+      for (const row of rows) {
+        const summary = rowToSummary(row);
+        hits.push({ summary, lastMatchUnixNano: BigInt(row.last_match_us as string) * 1000n });
+        found.push(summary.traceId);
+      }
+      toMicros = fromMicros;
+      size *= 2n;
+    }
+    return hits;
+  }
+
+  async getMatchingSpans(
+    tenant: string,
+    query: SearchQuery,
+    traces: readonly TraceSummary[],
+    perTrace: number,
+  ): Promise<Map<string, { spans: StoredSpan[]; matched: number }>> {
+    const byTrace = new Map<string, { spans: StoredSpan[]; matched: number }>();
+    if (traces.length === 0) return byTrace;
+    const statement = buildMatchingSpans(
+      tenant,
+      query,
+      traces.map((t) => t.traceId),
+      perTrace,
+    );
+    for (const row of await this.#query(statement)) {
+      const key = (row.trace_id as Buffer).toString('hex');
+      let entry = byTrace.get(key);
+      if (entry === undefined) byTrace.set(key, (entry = { spans: [], matched: row.matched as number }));
+      entry.spans.push(rowToSpan(row));
+    }
+    return byTrace;
+  }
+
+  async getServiceStats(
+    tenant: string,
+    traces: readonly TraceSummary[],
+  ): Promise<Map<string, Map<string, ServiceStats>>> {
+    const byTrace = new Map<string, Map<string, ServiceStats>>();
+    if (traces.length === 0) return byTrace;
+    const rows = await this.#query(SELECT_SERVICE_STATS, [tenant, traces.map((t) => t.traceId), ...boundsOf(traces)]);
+    for (const row of rows) {
+      const key = (row.trace_id as Buffer).toString('hex');
+      let stats = byTrace.get(key);
+      if (stats === undefined) byTrace.set(key, (stats = new Map()));
+      stats.set(row.service_name as string, {
+        spanCount: row.span_count as number,
+        errorCount: row.error_count as number,
+      });
+    }
+    return byTrace;
+  }
+
+  async listOperations(
+    tenant: string,
+    filter: { services?: string[]; spanNames?: string[]; spanKinds?: number[]; window?: TimeWindow } = {},
+  ): Promise<Operation[]> {
+    const rows = await this.#query(SELECT_OPERATIONS, [
+      tenant,
+      filter.window ? nanosToTimestamptz(filter.window.startUnixNano) : null,
+      filter.window ? nanosToTimestamptz(filter.window.endUnixNano) : null,
+      filter.services ?? null,
+      filter.spanNames ?? null,
+      filter.spanKinds ?? null,
+    ]);
+    return rows.map((row) => ({
+      serviceName: row.service_name as string,
+      spanName: row.span_name as string,
+      spanKind: row.span_kind as number,
+    }));
+  }
+
+  async getDependencies(tenant: string, window: TimeWindow): Promise<DependencyLink[]> {
+    const rows = await this.#query(SELECT_DEPENDENCIES, [
+      tenant,
+      nanosToTimestamptz(window.startUnixNano),
+      nanosToTimestamptz(window.endUnixNano),
+    ]);
+    return rows.map((row) => ({
+      parent: row.parent as string,
+      child: row.child as string,
+      callCount: Number(row.call_count),
+    }));
+  }
+
+  async listTagNames(
+    tenant: string,
+    window: TimeWindow,
+    samplePerService: number,
+  ): Promise<Record<TagScope, string[]>> {
+    const names: Record<TagScope, string[]> = { span: [], resource: [] };
+    const services = await this.#candidateServices(tenant, [], window);
+    if (services.length === 0) return names;
+    const rows = await this.#query(SELECT_TAG_NAMES, [
+      tenant,
+      services,
+      nanosToTimestamptz(window.startUnixNano),
+      nanosToTimestamptz(window.endUnixNano),
+      samplePerService,
+    ]);
+    for (const row of rows) names[row.scope as TagScope].push(row.key as string);
+    return names;
+  }
+
+  async listTagValues(
+    tenant: string,
+    attribute: AttributeRef,
+    options: { window: TimeWindow; conditions: SpanCondition[]; samplePerService: number; maxValues: number },
+  ): Promise<string[]> {
+    const services = await this.#candidateServices(tenant, options.conditions, options.window);
+    if (services.length === 0) return [];
+    const statement = buildTagValues(
+      tenant,
+      attribute,
+      {
+        services,
+        fromMicros: options.window.startUnixNano / 1000n,
+        toMicros: options.window.endUnixNano / 1000n,
+        conditions: options.conditions,
+      },
+      options.samplePerService,
+      options.maxValues,
+    );
+    return (await this.#query(statement)).map((row) => row.value as string);
+  }
+
+  /** Services that have an operation matching the conditions' equalities, seen in the window. */
+  async #candidateServices(
+    tenant: string,
+    conditions: readonly SpanCondition[],
+    window: TimeWindow,
+  ): Promise<string[]> {
+    const filter = catalogFilter(conditions);
+    if (filter.none) return [];
+    const operations = await this.listOperations(tenant, { ...filter, window });
+    return [...new Set(operations.map((op) => op.serviceName))];
+  }
+}

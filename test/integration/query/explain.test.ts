@@ -1,0 +1,217 @@
+/**
+ * The plans of the statements the reader sends, on 240,000 generated spans over three days (four
+ * day partitions; ANALYZEd, so the planner works from real statistics): no common search and no trace
+ * lookup reads a spans partition sequentially, and trace-by-id reads only the partitions the trace
+ * lives in. Dependencies are left out: they aggregate every span of their window by design.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  SELECT_OPERATIONS,
+  SELECT_SPANS_OF_TRACES,
+  SELECT_TAG_NAMES,
+  SELECT_TRACE_SPANS,
+  SELECT_TRACE_SUMMARY,
+} from '../../../server/storage/query-sql.js';
+import type { SearchQuery, SpanCondition } from '../../../server/storage/reader-types.js';
+import {
+  buildMatchingSpans,
+  buildSearchSlice,
+  buildTagValues,
+  nanosToTimestamptz,
+  type Statement,
+} from '../../../server/storage/search-sql.js';
+import { FIRST_SLICE_MICROS } from '../../../server/storage/trace-reader.js';
+import type { Storage } from '../../../server/storage/types.js';
+import { useTestDatabase } from '../../helpers/db.js';
+import { useStorage } from '../storage/storage-fixture.js';
+
+const db = useTestDatabase();
+const newStorage = useStorage(db);
+let storage: Storage;
+let pool: pg.Pool;
+
+const DAY_MS = 86_400_000;
+/** Noon UTC two days ago: the data covers the three days before the following midnight. */
+const BASE_MS = Math.floor(Date.now() / DAY_MS - 2) * DAY_MS + DAY_MS / 2;
+const SPANS = 240_000;
+const SPANS_PER_TRACE = 8;
+const SERVICES = 12;
+const TENANT = 'default';
+
+/** 8-span traces, one every 1.08 s over three days, services svc-0…svc-11, typed attributes. */
+const GENERATE = `
+INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
+                   start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, attributes, resource_attributes)
+SELECT $1, decode(md5('trace' || t), 'hex'), substring(decode(md5('span' || g), 'hex') FROM 1 FOR 8),
+       CASE WHEN g % ${SPANS_PER_TRACE} = 0 THEN NULL ELSE substring(decode(md5('span' || (g - g % ${SPANS_PER_TRACE})), 'hex') FROM 1 FOR 8) END,
+       'op-' || (g % 9), CASE WHEN g % ${SPANS_PER_TRACE} = 0 THEN 2 ELSE 3 END, 'svc-' || (t % ${SERVICES}),
+       start_ts, start_ts + make_interval(secs => dur_ns / 1e9),
+       (extract(epoch FROM start_ts) * 1e9)::bigint, (extract(epoch FROM start_ts) * 1e9)::bigint + dur_ns, dur_ns,
+       CASE WHEN g % 50 = 0 THEN 2 ELSE 0 END,
+       jsonb_build_object('http.route', '/r/' || (g % 40), 'http.response.status_code', CASE WHEN g % 50 = 0 THEN 500 ELSE 200 END),
+       jsonb_build_object('service.name', 'svc-' || (t % ${SERVICES}))
+  FROM generate_series(0, $2::int - 1) AS g,
+       LATERAL (SELECT g / ${SPANS_PER_TRACE} AS t) tr,
+       LATERAL (SELECT to_timestamp($3::double precision / 1000) - make_interval(secs => tr.t * 8.64) + make_interval(secs => (g % ${SPANS_PER_TRACE}) * 0.001) AS start_ts,
+                       ((g * 7919) % 400000000)::bigint + 1000 AS dur_ns) x`;
+
+const SUMMARIZE = `
+INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count)
+SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano), count(*)
+  FROM spans GROUP BY tenant, trace_id`;
+
+const CATALOG = `
+INSERT INTO operations (tenant, service_name, span_name, span_kind, first_seen, last_seen)
+SELECT tenant, service_name, name, kind, min(start_time), max(start_time) FROM spans GROUP BY 1, 2, 3, 4`;
+
+beforeAll(async () => {
+  storage = await newStorage();
+  await storage.partitions.ensureRange(new Date(BASE_MS - 3 * DAY_MS), new Date(BASE_MS + DAY_MS));
+  pool = db.pool({ max: 1 });
+  await pool.query(GENERATE, [TENANT, SPANS, BASE_MS + DAY_MS / 2 - 60_000]);
+  await pool.query(SUMMARIZE);
+  await pool.query(CATALOG);
+  await pool.query('ANALYZE spans');
+  await pool.query('ANALYZE traces');
+  await pool.query('ANALYZE operations');
+}, 300_000);
+afterAll(async () => {
+  await pool?.end();
+});
+
+async function plan(statement: Statement | { text: string; values: unknown[] }): Promise<string> {
+  const { rows } = await pool.query({ text: `EXPLAIN ${statement.text}`, values: statement.values });
+  const text = rows.map((r) => r['QUERY PLAN']).join('\n');
+  if (process.env.SHOW_PLANS) console.log(`${statement.text}\n${text}\n`);
+  return text;
+}
+
+function expectNoSequentialSpanScan(text: string): void {
+  expect(text, text).not.toMatch(/Seq Scan on spans/);
+}
+
+function partitionsIn(text: string): string[] {
+  return [...new Set(text.match(/spans_\d{8}/g) ?? [])];
+}
+
+const newestNs = BigInt(BASE_MS + DAY_MS / 2 - 60_000) * 1_000_000n;
+const lastHour = { startUnixNano: newestNs - 3_600_000_000_000n, endUnixNano: newestNs };
+
+function query(conditions: SpanCondition[]): SearchQuery {
+  return { window: lastHour, spanConditions: conditions, traceConditions: [], limit: 20 };
+}
+
+function slice(q: SearchQuery, services: string[]): Statement {
+  const toMicros = q.window.endUnixNano / 1000n + 1n;
+  return buildSearchSlice(TENANT, q, services, { fromMicros: toMicros - FIRST_SLICE_MICROS, toMicros }, [], q.limit);
+}
+
+const allServices = Array.from({ length: SERVICES }, (_, i) => `svc-${i}`);
+
+describe('search plans', () => {
+  it('service + attribute + minimum duration over the last hour: the service index, one partition', async () => {
+    const q = query([
+      { target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-3' },
+      { target: 'tag', key: 'http.route', value: '/r/7' },
+      { target: 'intrinsic', intrinsic: 'duration', op: '>=', value: 100_000_000n },
+    ]);
+    const text = await plan(slice(q, ['svc-3']));
+    expectNoSequentialSpanScan(text);
+    expect(text).toMatch(/Index (Only )?Scan .*on spans_\d{8}|Bitmap Index Scan on spans_\d{8}/);
+    expect(partitionsIn(text)).toHaveLength(1);
+  });
+
+  it('service + operation, and a typed TraceQL attribute comparison', async () => {
+    const q = query([
+      { target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-5' },
+      { target: 'intrinsic', intrinsic: 'name', op: '=', value: 'op-2' },
+      { target: 'attribute', scope: 'span', key: 'http.response.status_code', op: '>=', value: 500n },
+    ]);
+    expectNoSequentialSpanScan(await plan(slice(q, ['svc-5'])));
+  });
+
+  it('an attribute-only search (every service of the catalog) still goes through the service index', async () => {
+    const q = query([{ target: 'attribute', scope: 'any', key: 'http.route', op: '=', value: '/r/1' }]);
+    expectNoSequentialSpanScan(await plan(slice(q, allServices)));
+  });
+
+  it('an older, wider slice of a search stays on the index', async () => {
+    const q = query([{ target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-1' }]);
+    const toMicros = newestNs / 1000n - FIRST_SLICE_MICROS;
+    const statement = buildSearchSlice(
+      TENANT,
+      q,
+      ['svc-1'],
+      { fromMicros: toMicros - 8n * FIRST_SLICE_MICROS, toMicros },
+      [],
+      20,
+    );
+    expectNoSequentialSpanScan(await plan(statement));
+  });
+
+  it('the catalog lookup that picks candidate services reads operations, not spans', async () => {
+    const text = await plan({
+      text: SELECT_OPERATIONS,
+      values: [
+        TENANT,
+        nanosToTimestamptz(lastHour.startUnixNano),
+        nanosToTimestamptz(lastHour.endUnixNano),
+        ['svc-3'],
+        null,
+        null,
+      ],
+    });
+    expect(text).not.toMatch(/spans/);
+  });
+});
+
+describe('trace lookup plans', () => {
+  it('the summary is one traces primary-key lookup and the spans come from the trace’s partitions only', async () => {
+    const { rows } = await pool.query(
+      `SELECT trace_id, first_start_unix_nano, last_end_unix_nano FROM traces ORDER BY first_start DESC OFFSET 1000 LIMIT 1`,
+    );
+    const { trace_id: id, first_start_unix_nano: first, last_end_unix_nano: last } = rows[0];
+    expect(await plan({ text: SELECT_TRACE_SUMMARY, values: [TENANT, id] })).toMatch(/Index Scan using traces_pkey/);
+    const text = await plan({
+      text: SELECT_TRACE_SPANS,
+      values: [TENANT, id, nanosToTimestamptz(BigInt(first)), nanosToTimestamptz(BigInt(last))],
+    });
+    expectNoSequentialSpanScan(text);
+    expect(partitionsIn(text)).toHaveLength(1);
+    expect(text).toMatch(/Index Scan using spans_\d{8}_pkey/);
+  });
+
+  it('spans of a page of search hits, their matching spans and per-service stats use the primary key', async () => {
+    const { rows } = await pool.query(
+      `SELECT trace_id, first_start_unix_nano::text AS first, last_end_unix_nano::text AS last
+         FROM traces ORDER BY first_start DESC LIMIT 20`,
+    );
+    const ids = rows.map((r) => r.trace_id as Buffer);
+    const bounds = [nanosToTimestamptz(BigInt(rows.at(-1).first)), nanosToTimestamptz(BigInt(rows[0].last))];
+    expectNoSequentialSpanScan(await plan({ text: SELECT_SPANS_OF_TRACES, values: [TENANT, ids, ...bounds] }));
+    const q = query([{ target: 'tag', key: 'http.route', value: '/r/3' }]);
+    expectNoSequentialSpanScan(await plan(buildMatchingSpans(TENANT, q, ids, 3)));
+  });
+});
+
+describe('tag sampling plans', () => {
+  it('tag names and values read the newest spans of each service through the service index', async () => {
+    const from = nanosToTimestamptz(lastHour.startUnixNano);
+    const to = nanosToTimestamptz(lastHour.endUnixNano);
+    expectNoSequentialSpanScan(await plan({ text: SELECT_TAG_NAMES, values: [TENANT, allServices, from, to, 1000] }));
+    const values = buildTagValues(
+      TENANT,
+      { scope: 'span', key: 'http.route' },
+      {
+        services: allServices,
+        fromMicros: lastHour.startUnixNano / 1000n,
+        toMicros: lastHour.endUnixNano / 1000n,
+        conditions: [],
+      },
+      1000,
+      1000,
+    );
+    expectNoSequentialSpanScan(await plan(values));
+  });
+});
