@@ -34,6 +34,16 @@ SELECT tenant, service_name, name, kind, min(start_time), max(start_time)
   FROM spans
  GROUP BY tenant, service_name, name, kind;
 
+-- Attribute equality in searches (Jaeger tags, TraceQL `span.k = v`, `resource.k = v`, `.k = v`) is
+-- written as jsonb containment (`attributes @> '{"k": v}'`), which these indexes answer. A search
+-- whose values match nothing is then refused by the index instead of by reading every span of the
+-- window; one whose values are common reads the (tenant, service_name, start_time) index newest
+-- first and stops at its limit. jsonb_path_ops: smaller and faster than jsonb_ops, and @> is the
+-- only operator searches need from it. Created on the partitioned table, so every partition
+-- (existing and future) gets its own.
+CREATE INDEX spans_attributes_gin ON spans USING gin (attributes jsonb_path_ops);
+CREATE INDEX spans_resource_attributes_gin ON spans USING gin (resource_attributes jsonb_path_ops);
+
 -- The catalog names a tenant's services and operations, so direct-SQL readers see only their own
 -- tenant's rows, under the same policy as spans and traces (000002). Guarded so that this file
 -- does not depend on 000002's table being present.

@@ -23,7 +23,32 @@ export const AUTH_USAGE = `  token --tenant T [--scope "traces:write traces:read
   tenant-role <tenant> [--role NAME] [--password-file FILE]
             create a PostgreSQL login role that reads only <tenant>'s rows (for Grafana)`;
 
+const TOKEN_HELP = `usage: tracehouse token --tenant T [--scope "traces:write traces:read"] [--ttl 1h] [--kid K] [--subject S]
+
+Prints a JWT for local use (e.g. OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer $(npx tracehouse token --tenant acme)").
+Signed with JWT_PRIVATE_KEY_FILE, or else JWT_SECRET, with JWT_ISSUER, JWT_AUDIENCE and JWT_TENANT_CLAIM.
+  --scope   space-separated: traces:write, traces:read, admin (default "traces:write traces:read")
+  --ttl     3600, 30m, 1h, 7d (default 1h)
+  --kid     key id for the header (when the server reads a JWKS)
+  --subject the "sub" claim`;
+
+const TENANT_ROLE_HELP = `usage: tracehouse tenant-role <tenant> [--role NAME] [--password-file FILE]
+
+Creates (or updates the password of) a PostgreSQL login role that reads only <tenant>'s rows, and
+prints a Grafana datasource for it. Connects to DATABASE_URL (or the embedded PostgreSQL) as a role
+that may create roles.
+  --role           role name (default tracehouse_tenant_<tenant>)
+  --password-file  read the password from this file (default: a random one, printed)`;
+
+function wantsHelp(args: string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}
+
 export async function runTokenCommand(args: string[], config: Config): Promise<number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(`${TOKEN_HELP}\n`);
+    return 0;
+  }
   const { values } = parseArgs({
     args,
     options: {
@@ -53,6 +78,10 @@ export async function runTokenCommand(args: string[], config: Config): Promise<n
 }
 
 export async function runTenantRoleCommand(args: string[], config: Config, log: Logger): Promise<number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(`${TENANT_ROLE_HELP}\n`);
+    return 0;
+  }
   const { values, positionals } = parseArgs({
     args,
     options: { role: { type: 'string' }, 'password-file': { type: 'string' } },

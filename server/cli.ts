@@ -1,8 +1,10 @@
 /**
  * The `tracehouse` command. `serve` is what `npm start` runs; `migrate` applies the migrations to
- * DATABASE_URL (or the embedded PostgreSQL) and exits. Returns the process exit code.
+ * DATABASE_URL (or the embedded PostgreSQL) and exits; the data lifecycle commands (backup, restore,
+ * verify, partitions, migrate --check) live in cli-ops.ts. Returns the process exit code.
  */
 import { AUTH_USAGE, runTenantRoleCommand, runTokenCommand } from './cli-auth.js';
+import { OPS_COMMANDS, OPS_USAGE, runOpsCommand } from './cli-ops.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './ops/logger.js';
 import { resolveDatabase, startService } from './service.js';
@@ -14,7 +16,10 @@ commands:
   serve     run the server (OTLP/HTTP ingest, probes and metrics on PORT, default 4318)
   migrate   apply database migrations to DATABASE_URL (or the embedded PostgreSQL) and exit
 ${AUTH_USAGE}
+${OPS_USAGE}
   help      show this text
+
+\`tracehouse <command> --help\` describes a command's options
 
 configuration comes from environment variables; see README.md`;
 
@@ -24,7 +29,7 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (!['serve', 'migrate', 'token', 'tenant-role'].includes(command)) {
+  if (!['serve', 'migrate', 'token', 'tenant-role', ...OPS_COMMANDS].includes(command)) {
     process.stderr.write(`tracehouse: unknown command '${command}'\n${USAGE}\n`);
     return 2;
   }
@@ -35,6 +40,9 @@ export async function runCli(argv: string[]): Promise<number> {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`tracehouse: invalid configuration: ${err.message}\n`);
     return 2;
+  }
+  if ((OPS_COMMANDS as readonly string[]).includes(command) || (command === 'migrate' && argv.length > 1)) {
+    return runOpsCommand(command, argv.slice(1), config);
   }
   const log = createLogger(config.server.logLevel);
   if (command === 'token' || command === 'tenant-role') {

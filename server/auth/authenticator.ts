@@ -1,11 +1,11 @@
 /**
  * The auth stage as the rest of the server sees it: either open (no keys configured: every
  * request is tenant `default` with every scope, and the server says so loudly at start) or a
- * TokenVerifier over the configured keys. Production mode (TRACEHOUSE_PRODUCTION=1) refuses to run
- * open unless AUTH_ALLOW_OPEN=1; config validation enforces that before we get here.
+ * TokenVerifier over the configured keys. Production mode (TRACEHOUSE_PRODUCTION=1) refuses to serve
+ * open unless AUTH_ALLOW_OPEN=1 (other commands, such as migrate, do not care).
  */
 import type { Logger } from 'pino';
-import type { AuthConfig } from '../config.js';
+import { ConfigError, type AuthConfig } from '../config.js';
 import { loadKeySet, type KeySetOptions } from './keys.js';
 import { ALL_SCOPES } from './scopes.js';
 import { OPEN_TENANT } from './tenant.js';
@@ -27,6 +27,12 @@ export async function createAuthenticator(
   options: KeySetOptions & { now?: () => number } = {},
 ): Promise<Authenticator> {
   const keys = loadKeySet(config, options);
+  if (keys === undefined && config.production && !config.allowOpen) {
+    throw new ConfigError(
+      'TRACEHOUSE_PRODUCTION is set but no JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL is: refusing to serve ' +
+        'without authentication (set AUTH_ALLOW_OPEN=1 to run open as tenant "default" anyway)',
+    );
+  }
   if (keys === undefined) {
     log.warn(
       { tenant: OPEN_TENANT, production: config.production, allowOpen: config.allowOpen },
@@ -54,8 +60,10 @@ export async function createAuthenticator(
     'JWT authentication on',
   );
   // A JWKS is fetched now, so a wrong URL shows at start; an issuer that is down is not fatal.
-  await keys.prefetch().catch((err: unknown) =>
-    log.warn({ err: { message: (err as Error).message }, jwksUrl: config.jwksUrl }, 'JWKS not reachable at start'),
-  );
+  await keys
+    .prefetch()
+    .catch((err: unknown) =>
+      log.warn({ err: { message: (err as Error).message }, jwksUrl: config.jwksUrl }, 'JWKS not reachable at start'),
+    );
   return { open: false, verify: (token) => verifier.verify(token) };
 }

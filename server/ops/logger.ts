@@ -5,6 +5,11 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     base: { service: 'tracehouse' },
-    redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
+    redact: [
+      'req.headers.authorization',
+      'req.headers.cookie',
+      'headers.authorization',
+      'req.headers["sec-websocket-protocol"]', // may carry a bearer.<token> subprotocol
+    ],
   });
 }

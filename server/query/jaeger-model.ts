@@ -65,14 +65,16 @@ const micros = (nanos: bigint): number => Number(nanos / 1000n);
 
 function spanTags(span: StoredSpan, attributes: KeyValue[]): JaegerKeyValue[] {
   const tags = tagsOf(attributes);
-  if (span.kind > 0 && span.kind < KIND_NAMES.length)
+  if (span.kind > 0 && span.kind < KIND_NAMES.length) {
     tags.push({ key: 'span.kind', type: 'string', value: KIND_NAMES[span.kind] });
+  }
   if (span.statusCode === 1 || span.statusCode === 2) {
     tags.push({ key: 'otel.status_code', type: 'string', value: STATUS_NAMES[span.statusCode] });
   }
   if (span.statusCode === 2) tags.push({ key: 'error', type: 'bool', value: true });
-  if (span.statusMessage !== '')
+  if (span.statusMessage !== '') {
     tags.push({ key: 'otel.status_description', type: 'string', value: span.statusMessage });
+  }
   if (span.scopeName !== '') tags.push({ key: 'otel.scope.name', type: 'string', value: span.scopeName });
   if (span.scopeVersion !== '') tags.push({ key: 'otel.scope.version', type: 'string', value: span.scopeVersion });
   if (span.traceState !== '') tags.push({ key: 'w3c.tracestate', type: 'string', value: span.traceState });
@@ -100,8 +102,9 @@ export function toJaegerTrace(spans: readonly StoredSpan[]): JaegerTrace {
     if (stored.parentSpanId !== null) {
       references.push({ refType: 'CHILD_OF', traceID, spanID: stored.parentSpanId.toString('hex') });
     }
-    for (const link of span.links)
+    for (const link of span.links) {
       references.push({ refType: 'FOLLOWS_FROM', traceID: link.traceId, spanID: link.spanId });
+    }
     out.push({
       traceID,
       spanID: stored.spanId.toString('hex'),

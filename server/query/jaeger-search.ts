@@ -56,8 +56,9 @@ export function parseTagsJson(text: string, name: string): Array<[string, string
     throw badRequest(`${name} must be a JSON object of string values`);
   }
   return Object.entries(parsed).map(([key, value]) => {
-    if (typeof value === 'object' && value !== null)
+    if (typeof value === 'object' && value !== null) {
       throw badRequest(`${name}: the value of '${key}' must be a scalar`);
+    }
     return [key, String(value)];
   });
 }
@@ -80,8 +81,9 @@ export function toSearchQuery(search: JaegerSearch): SearchQuery {
   for (const [key, value] of search.tags) spanConditions.push(tagCondition(key, value));
   const min = search.minDuration === undefined ? undefined : parseDuration(search.minDuration, 'minDuration');
   const max = search.maxDuration === undefined ? undefined : parseDuration(search.maxDuration, 'maxDuration');
-  if (min !== undefined && max !== undefined && max < min)
+  if (min !== undefined && max !== undefined && max < min) {
     throw badRequest("'maxDuration' should be greater than 'minDuration'");
+  }
   if (min !== undefined) spanConditions.push({ target: 'intrinsic', intrinsic: 'duration', op: '>=', value: min });
   if (max !== undefined) spanConditions.push({ target: 'intrinsic', intrinsic: 'duration', op: '<=', value: max });
   return { window: search.window, spanConditions, traceConditions: [], limit: search.limit };

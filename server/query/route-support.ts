@@ -49,9 +49,9 @@ export function classifyError(err: unknown): ErrorAnswer {
 /** Logs a failed query at a level matching its cause. */
 export function logFailure(request: FastifyRequest, err: unknown, answer: ErrorAnswer): void {
   if (answer.statusCode >= 500 && answer.retryAfterS === undefined) request.log.error({ err }, 'query failed');
-  else if (answer.statusCode >= 500)
+  else if (answer.statusCode >= 500) {
     request.log.warn({ err: (err as Error).message }, 'query failed: storage unavailable');
-  else request.log.debug({ status: answer.statusCode, message: answer.message }, 'query refused');
+  } else request.log.debug({ status: answer.statusCode, message: answer.message }, 'query refused');
 }
 
 /** True when the client asked for protobuf (Grafana's Tempo datasource: Accept: application/protobuf). */

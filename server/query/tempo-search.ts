@@ -45,9 +45,9 @@ function legacyTagConditions(text: string): { span: SpanCondition[]; trace: Trac
     else if (key === 'name') span.push({ target: 'intrinsic', intrinsic: 'name', op: '=', value });
     else if (key === 'root.service.name') trace.push({ field: 'rootServiceName', op: '=', value });
     else if (key === 'root.name') trace.push({ field: 'rootName', op: '=', value });
-    else if (key === 'error' && value === 'true')
+    else if (key === 'error' && value === 'true') {
       span.push({ target: 'intrinsic', intrinsic: 'status', op: '=', value: 2 });
-    else if (key === 'status.code' && STATUS_NAMES.includes(value)) {
+    } else if (key === 'status.code' && STATUS_NAMES.includes(value)) {
       span.push({ target: 'intrinsic', intrinsic: 'status', op: '=', value: STATUS_NAMES.indexOf(value) });
     } else span.push({ target: 'tag', key, value });
   }

@@ -239,9 +239,9 @@ class Parser {
         const value =
           literal.type === 'duration' ? literal.value : literal.type === 'int' && literal.value === 0n ? 0n : undefined;
         if (value === undefined) this.fail('durations take a value such as 100ms or 1.5s');
-        if (field.kind === 'duration')
+        if (field.kind === 'duration') {
           query.spanConditions.push({ target: 'intrinsic', intrinsic: 'duration', op, value });
-        else query.traceConditions.push({ field: 'duration', op, value });
+        } else query.traceConditions.push({ field: 'duration', op, value });
         return;
       }
       case 'attribute': {

@@ -39,7 +39,9 @@ export async function partitionStats(pool: pg.Pool, options: { exact: boolean })
       if (!bounds) continue;
       let rowsCount: number | undefined = row.estimate >= 0 ? Math.round(row.estimate) : undefined;
       if (options.exact) {
-        const counted = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualify(row.schema, row.name)}`);
+        const counted = await client.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM ${qualify(row.schema, row.name)}`,
+        );
         rowsCount = Number(counted.rows[0].n);
       }
       out.push({
@@ -66,13 +68,14 @@ export async function deleteTenantBefore(
   pool: pg.Pool,
   tenant: string,
   before: Date,
-  options: { dryRun?: boolean; batchRows?: number } = {},
+  options: { dryRun?: boolean; skipEndingBy?: Date; batchRows?: number } = {},
 ): Promise<number> {
   const batchRows = options.batchRows ?? 10_000;
   const { rows } = await pool.query<{ schema: string; name: string; bound: string }>(SELECT_PARTITIONS);
   const touched = rows
     .map((row) => ({ ...row, bounds: parsePartitionBound(row.bound) }))
-    .filter((row) => row.bounds && row.bounds.from.getTime() < before.getTime());
+    .filter((row) => row.bounds && row.bounds.from.getTime() < before.getTime())
+    .filter((row) => !options.skipEndingBy || row.bounds!.to.getTime() > options.skipEndingBy.getTime());
   let total = 0;
   for (const partition of touched) {
     const table = qualify(partition.schema, partition.name);

@@ -141,7 +141,10 @@ export interface MigrationStatus {
 }
 
 /** What `migrate` would do, without doing it or taking any lock. */
-export async function migrationStatus(connectionString: string, options: { dir?: string } = {}): Promise<MigrationStatus> {
+export async function migrationStatus(
+  connectionString: string,
+  options: { dir?: string } = {},
+): Promise<MigrationStatus> {
   const migrations = listMigrations(options.dir);
   const client = new pg.Client({ connectionString, application_name: 'tracehouse-migrate' });
   client.on('error', () => undefined);

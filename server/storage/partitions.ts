@@ -105,7 +105,11 @@ export class PgPartitionManager implements PartitionManager {
     return partitionStats(this.#pool, options);
   }
 
-  async deleteTenantBefore(tenant: string, before: Date, options: { dryRun?: boolean } = {}): Promise<number> {
+  async deleteTenantBefore(
+    tenant: string,
+    before: Date,
+    options: { dryRun?: boolean; skipEndingBy?: Date } = {},
+  ): Promise<number> {
     const deleted = await deleteTenantBefore(this.#pool, tenant, before, options);
     if (deleted > 0 && !options.dryRun) this.#log.info({ tenant, before, deleted }, 'tenant retention: spans deleted');
     return deleted;

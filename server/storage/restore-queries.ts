@@ -188,7 +188,9 @@ export class RestoreTarget {
   }
 
   async hasSpansTable(): Promise<boolean> {
-    const { rows } = await this.#client.query<{ present: boolean }>("SELECT to_regclass('spans') IS NOT NULL AS present");
+    const { rows } = await this.#client.query<{ present: boolean }>(
+      "SELECT to_regclass('spans') IS NOT NULL AS present",
+    );
     return rows[0].present;
   }
 
@@ -261,10 +263,7 @@ export class RestoreTarget {
     await client.query('BEGIN');
     try {
       const copy = `COPY pg_temp.th_stage (${columns.map((c) => pg.escapeIdentifier(c)).join(', ')}) FROM STDIN`;
-      await pipeline(
-        Readable.from(lines.map((line) => `${line}\n`)),
-        client.query(pgCopyStreams.from(copy)),
-      );
+      await pipeline(Readable.from(lines.map((line) => `${line}\n`)), client.query(pgCopyStreams.from(copy)));
       const { rows } = await client.query<{ inserted: number }>(INSERT_FROM_STAGE);
       await client.query('INSERT INTO pg_temp.th_affected SELECT DISTINCT tenant, trace_id FROM pg_temp.th_stage');
       await client.query(RECOMPUTE_AFFECTED_TRACES);

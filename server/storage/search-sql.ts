@@ -64,16 +64,45 @@ function jsonTypeOf(value: Scalar): { type: string; cast: string } {
   return { type: 'number', cast: 'numeric' };
 }
 
-/** A typed comparison on one jsonb attribute map; false when the key is missing or of another type. */
+/** A JSON literal of a typed value (bigint digits kept exact). */
+function jsonLiteral(value: Scalar): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  return Number.isFinite(value) ? String(value) : JSON.stringify(String(value));
+}
+
+/** `{"key": value}` as jsonb text: the containment a GIN jsonb_path_ops index answers. */
+function containment(column: string, key: string, valueJson: string, params: Params): string {
+  return `${column} @> ${params.add(`{${JSON.stringify(key)}:${valueJson}}`)}::jsonb`;
+}
+
+/**
+ * A typed comparison on one jsonb attribute map; false when the key is missing or holds another
+ * type. Equality is containment, so the GIN index on the column can answer it.
+ */
 function compareAttribute(column: string, key: string, op: Comparison, value: Scalar, params: Params): string {
+  if (op === '=') return containment(column, key, jsonLiteral(value), params);
   const k = params.add(key);
   if (op === '=~' || op === '!~') {
     return `(jsonb_typeof(${column} -> ${k}) = 'string' AND ${column} ->> ${k} ${TEXT_OPERATORS[op]} ${params.add(anchored(String(value)))})`;
   }
   const { type, cast } = jsonTypeOf(value);
-  if (type === 'boolean' && op !== '=' && op !== '!=') return 'false';
+  if (type === 'boolean' && op !== '!=') return 'false';
   const literal = `to_jsonb(${params.add(String(value))}::${cast})`;
   return `(jsonb_typeof(${column} -> ${k}) = '${type}' AND ${column} -> ${k} ${TEXT_OPERATORS[op]} ${literal})`;
+}
+
+const NUMBER_TEXT = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/;
+
+/**
+ * The JSON values whose text form is `text`: the string itself, and the number or boolean it
+ * spells (Jaeger compares tags by their text: `http.status_code=500` finds the int 500).
+ */
+function textForms(text: string): string[] {
+  const forms = [JSON.stringify(text)];
+  if (NUMBER_TEXT.test(text)) forms.push(text);
+  if (text === 'true' || text === 'false') forms.push(text);
+  return forms;
 }
 
 /** One span condition as a boolean SQL expression over the spans row `s`. */
@@ -111,9 +140,11 @@ export function spanConditionSql(condition: SpanCondition, params: Params): stri
       return `(${onSpan()} OR ${onResource()})`;
     }
     case 'tag': {
-      const k = params.add(condition.key);
-      const v = params.add(condition.value);
-      return `(s.attributes ->> ${k} = ${v} OR s.resource_attributes ->> ${k} = ${v})`;
+      const forms = textForms(condition.value);
+      const arms = ['s.attributes', 's.resource_attributes'].flatMap((column) =>
+        forms.map((form) => containment(column, condition.key, form, params)),
+      );
+      return `(${arms.join(' OR ')})`;
     }
   }
 }
@@ -134,53 +165,57 @@ function andAll(conditions: readonly SpanCondition[], params: Params): string {
   return conditions.map((c) => `\n     AND ${spanConditionSql(c, params)}`).join('');
 }
 
-export interface SearchSlice {
-  /** Inclusive lower and exclusive upper bound of span start, unix microseconds. */
-  fromMicros: bigint;
-  toMicros: bigint;
-}
-
 /**
- * One slice of a search: traces with a matching span of one of `services` starting in the slice,
- * except those already found, latest match first. Without trace conditions the limit applies
- * before the summaries are joined, so only `limit` summaries are read.
+ * One page of a search: the newest `pageSize` spans that meet the span conditions, among
+ * `services`, starting in [fromMicros, toMicros). Each service's spans are read newest first from
+ * (tenant, service_name, start_time) and the read stops at the page size, unless the planner finds
+ * a GIN index cheaper (values that match little or nothing); the services' pages are then merged.
  */
-export function buildSearchSlice(
+export function buildSearchPage(
   tenant: string,
   query: SearchQuery,
   services: readonly string[],
-  slice: SearchSlice,
-  exclude: readonly Buffer[],
-  limit: number,
+  fromMicros: bigint,
+  toMicros: bigint,
+  pageSize: number,
 ): Statement {
   const params = new Params();
   const $tenant = params.add(tenant);
+  const $services = params.add(services);
   const where =
-    `s.tenant = ${$tenant} AND s.service_name = ANY(${params.add(services)}::text[])` +
-    `\n     AND s.start_time >= ${params.add(microsToTimestamptz(slice.fromMicros))}::timestamptz` +
-    ` AND s.start_time < ${params.add(microsToTimestamptz(slice.toMicros))}::timestamptz` +
-    (exclude.length > 0 ? `\n     AND s.trace_id <> ALL(${params.add(exclude)}::bytea[])` : '') +
+    `s.tenant = ${$tenant} AND s.service_name = svc.name` +
+    `\n         AND s.start_time >= ${params.add(microsToTimestamptz(fromMicros))}::timestamptz` +
+    ` AND s.start_time < ${params.add(microsToTimestamptz(toMicros))}::timestamptz` +
     andAll(query.spanConditions, params);
-  const $limit = params.add(limit);
-  const traceWhere = query.traceConditions.map((c) => ` AND ${traceConditionSql(c, params)}`).join('');
-  const limitEarly =
-    query.traceConditions.length === 0 ? `\n   ORDER BY last_match DESC, s.trace_id\n   LIMIT ${$limit}` : '';
+  const $pageSize = params.add(pageSize);
   const text = `
-WITH m AS (
-  SELECT s.trace_id, max(s.start_time) AS last_match
-    FROM spans s
-   WHERE ${where}
-   GROUP BY s.trace_id${limitEarly}
-)
-SELECT ${SUMMARY_COLUMNS}, (extract(epoch FROM m.last_match) * 1000000)::bigint AS last_match_us
-  FROM m
-  JOIN traces t ON t.tenant = ${$tenant} AND t.trace_id = m.trace_id${traceWhere}
- ORDER BY m.last_match DESC, m.trace_id
- LIMIT ${$limit}`;
+SELECT x.trace_id, x.start_time_unix_nano
+  FROM unnest(${$services}::text[]) AS svc(name)
+  CROSS JOIN LATERAL (
+    SELECT s.trace_id, s.start_time, s.start_time_unix_nano
+      FROM spans s
+     WHERE ${where}
+     ORDER BY s.start_time DESC
+     LIMIT ${$pageSize}) x
+ ORDER BY x.start_time DESC
+ LIMIT ${$pageSize}`;
   return { text, values: params.values };
 }
 
-/** For each of `traceIds`, its spans matching the query in [from, to] (µs): the first `perTrace` and the count. */
+/** The summaries of `traceIds` that meet the trace conditions. */
+export function buildTraceSummaries(
+  tenant: string,
+  traceIds: readonly Buffer[],
+  conditions: readonly TraceCondition[],
+): Statement {
+  const params = new Params();
+  const where =
+    `t.tenant = ${params.add(tenant)} AND t.trace_id = ANY(${params.add(traceIds)}::bytea[])` +
+    conditions.map((c) => ` AND ${traceConditionSql(c, params)}`).join('');
+  return { text: `SELECT ${SUMMARY_COLUMNS} FROM traces t WHERE ${where}`, values: params.values };
+}
+
+/** For each of `traceIds`, its spans matching the query in its window: the first `perTrace`, and how many. */
 export function buildMatchingSpans(
   tenant: string,
   query: SearchQuery,

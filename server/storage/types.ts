@@ -57,9 +57,14 @@ export interface PartitionManager {
   /**
    * Per-tenant retention: deletes one tenant's spans that started before `before` inside the
    * partitions that remain, in bounded batches, then its summaries and catalog rows past that point.
-   * With dryRun nothing is deleted. Returns the number of spans (to be) deleted.
+   * With dryRun nothing is deleted; `skipEndingBy` leaves out partitions that end by then (a dry
+   * run of a drop that removes them first). Returns the number of spans (to be) deleted.
    */
-  deleteTenantBefore(tenant: string, before: Date, options?: { dryRun?: boolean }): Promise<number>;
+  deleteTenantBefore(
+    tenant: string,
+    before: Date,
+    options?: { dryRun?: boolean; skipEndingBy?: Date },
+  ): Promise<number>;
 }
 
 export interface Storage {

@@ -17,7 +17,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { openBackupSnapshot, CHECKSUM_ALGORITHM, type BackupSnapshot, type PartitionMeasure, type SnapshotPartition } from '../../storage/backup-queries.js';
+import {
+  openBackupSnapshot,
+  CHECKSUM_ALGORITHM,
+  type BackupSnapshot,
+  type PartitionMeasure,
+  type SnapshotPartition,
+} from '../../storage/backup-queries.js';
 import {
   CATALOG_FILE,
   MANIFEST_FILE,
@@ -29,7 +35,7 @@ import {
   type Manifest,
   type ManifestPartition,
 } from './manifest.js';
-import { findPgTool, listArchive, runPgTool, type PgTool } from './pg-tools.js';
+import { findPgTool, listArchive, runPgTool } from './pg-tools.js';
 import { formatBytes, formatCount, formatTable, OpsError, runLimited, type Reporter } from './reporter.js';
 import { makeBackupDir, rotateBackups, type RotationPlan } from './rotation.js';
 import { exactTablePattern, partitionNamesFor, pickPartitions } from './selection.js';
@@ -94,7 +100,10 @@ export async function runBackup(options: BackupOptions, reporter: Reporter): Pro
           'only a tracehouse that new can restore this backup',
       );
     }
-    const selected = wanted.length > 0 ? pickPartitions(snapshot.partitions, wanted, `database ${snapshot.database}`) : snapshot.partitions;
+    const selected =
+      wanted.length > 0
+        ? pickPartitions(snapshot.partitions, wanted, `database ${snapshot.database}`)
+        : snapshot.partitions;
     const kind = wanted.length > 0 ? 'partitions' : 'full';
     const tasks = dumpTasks(snapshot, selected, kind, dir, options.lockWaitMs);
     written.push(...tasks.map((t) => t.file));
@@ -111,7 +120,9 @@ export async function runBackup(options: BackupOptions, reporter: Reporter): Pro
       (async () => {
         for (const [i, partition] of selected.entries()) {
           measures.set(partition.name, await open.measure(partition));
-          reporter.progress(`[${i + 1}/${selected.length}] counted ${partition.name}: ${formatCount(measures.get(partition.name)!.rows)} spans`);
+          reporter.progress(
+            `[${i + 1}/${selected.length}] counted ${partition.name}: ${formatCount(measures.get(partition.name)!.rows)} spans`,
+          );
         }
         return open.countTables();
       })(),
@@ -126,7 +137,11 @@ export async function runBackup(options: BackupOptions, reporter: Reporter): Pro
     await runLimited(tasks, options.jobs, async (task) => {
       const full = path.join(dir, task.file);
       const toc = await listArchive(pgRestore, full);
-      files.set(task.file, { bytes: (await fs.stat(full)).size, sha256: await sha256File(full), archiveVersion: toc.archiveVersion });
+      files.set(task.file, {
+        bytes: (await fs.stat(full)).size,
+        sha256: await sha256File(full),
+        archiveVersion: toc.archiveVersion,
+      });
     });
     const finishedAt = new Date();
     const partitions: ManifestPartition[] = selected.map((p) => ({
@@ -181,7 +196,9 @@ export async function runBackup(options: BackupOptions, reporter: Reporter): Pro
     ];
     await writeAtomically(path.join(dir, SUMS_FILE), formatSums(sums));
 
-    const rotation = options.rotate ? await rotate(options.out, options.keep!, path.basename(dir), reporter) : undefined;
+    const rotation = options.rotate
+      ? await rotate(options.out, options.keep!, path.basename(dir), reporter)
+      : undefined;
     return { dir, manifest, rotation };
   } catch (err) {
     await snapshot?.close();
@@ -282,7 +299,11 @@ export function describeBackup(result: BackupResult): string {
       ['partition', 'rows', 'checksum', 'bytes'],
       m.partitions.map((p) => [p.name, p.rows, p.checksum, p.bytes]),
     ),
-    `  other tables: ${Object.entries(m.catalog.tables).map(([t, n]) => `${t} ${formatCount(n)}`).join(', ') || 'none'}`,
+    `  other tables: ${
+      Object.entries(m.catalog.tables)
+        .map(([t, n]) => `${t} ${formatCount(n)}`)
+        .join(', ') || 'none'
+    }`,
   ];
   if (result.rotation) {
     lines.push(

@@ -147,7 +147,9 @@ export async function streamArchiveSql(
   }
   const { code, signal } = await closed;
   if (code !== 0) {
-    throw new PgToolError(`${tool.name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}: ${stderr.trim()}`);
+    throw new PgToolError(
+      `${tool.name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}: ${stderr.trim()}`,
+    );
   }
 }
 

@@ -73,7 +73,10 @@ export function formatCount(n: number): string {
 
 /** A left-aligned text table; numbers right-aligned. */
 export function formatTable(header: string[], rows: Array<Array<string | number>>): string {
-  const cells = [header, ...rows.map((row) => row.map((cell) => (typeof cell === 'number' ? formatCount(cell) : cell)))];
+  const cells = [
+    header,
+    ...rows.map((row) => row.map((cell) => (typeof cell === 'number' ? formatCount(cell) : cell))),
+  ];
   const numeric = header.map((_, i) => rows.length > 0 && rows.every((row) => typeof row[i] === 'number'));
   const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
   return cells
@@ -103,7 +106,11 @@ export function refusal(problems: readonly string[], why = 'refusing to restore'
 }
 
 /** Runs `fn` with at most `limit` of them at once; rejects with the first failure (after the rest settle). */
-export async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function runLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: unknown;
   const worker = async (): Promise<void> => {

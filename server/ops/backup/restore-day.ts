@@ -62,7 +62,9 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
     ]);
   }
   if (version > knownSchemaVersion()) {
-    throw refusal([`database ${ctx.databaseName} has schema version ${version}, newer than this tracehouse knows (${knownSchemaVersion()})`]);
+    throw refusal([
+      `database ${ctx.databaseName} has schema version ${version}, newer than this tracehouse knows (${knownSchemaVersion()})`,
+    ]);
   }
   if (version < manifest.schemaVersion) {
     throw refusal([
@@ -89,9 +91,19 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
     } else if (before.rows === partition.rows && before.checksum === partition.checksum) {
       plans.push({ partition, action: 'skip', before, note: 'already identical to the backup: nothing to do' });
     } else if (ctx.merge) {
-      plans.push({ partition, action: 'merge', before, note: `holds ${formatCount(before.rows)} spans: add the backup's missing ones, keep the rest` });
+      plans.push({
+        partition,
+        action: 'merge',
+        before,
+        note: `holds ${formatCount(before.rows)} spans: add the backup's missing ones, keep the rest`,
+      });
     } else if (ctx.replace) {
-      plans.push({ partition, action: 'replace', before, note: `holds ${formatCount(before.rows)} spans: DELETE them, then load the backup` });
+      plans.push({
+        partition,
+        action: 'replace',
+        before,
+        note: `holds ${formatCount(before.rows)} spans: DELETE them, then load the backup`,
+      });
     } else {
       refusals.push(
         `${partition.name} already holds ${formatCount(before.rows)} spans that differ from the backup's ` +
@@ -126,7 +138,9 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
   try {
     for (const plan of plans) {
       if (plan.action === 'skip') continue;
-      problems.push(...(await restoreOneDay(ctx, plan, storage.partitions.ensureRange.bind(storage.partitions), reporter)));
+      problems.push(
+        ...(await restoreOneDay(ctx, plan, storage.partitions.ensureRange.bind(storage.partitions), reporter)),
+      );
     }
   } finally {
     await storage.stop();
@@ -208,12 +222,16 @@ async function restoreOneDay(
     if (plan.action === 'merge') reporter.print(`VERIFIED ${message} (kept by --merge)`);
     else reporter.warn(`${message}: spans were ingested into this day during the restore`);
   } else {
-    problems.push(`${partition.name}: ${after.rows} spans, checksum ${after.checksum} after the restore; the backup has ${partition.rows}, ${partition.checksum}`);
+    problems.push(
+      `${partition.name}: ${after.rows} spans, checksum ${after.checksum} after the restore; the backup has ${partition.rows}, ${partition.checksum}`,
+    );
   }
   return problems;
 }
 
 /** `tenant, trace_id, "odd name"` → names. */
 export function parseColumnList(text: string): string[] {
-  return text.split(', ').map((column) => (column.startsWith('"') ? column.slice(1, -1).replaceAll('""', '"') : column));
+  return text
+    .split(', ')
+    .map((column) => (column.startsWith('"') ? column.slice(1, -1).replaceAll('""', '"') : column));
 }

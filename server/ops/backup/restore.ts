@@ -65,12 +65,16 @@ const TRACEHOUSE_OBJECTS = new Set([
 export async function runRestore(options: RestoreOptions, reporter: Reporter): Promise<RestoreOutcome> {
   if (options.replace && options.merge) throw new OpsError('--replace and --merge exclude each other', 2);
   if (options.merge && options.partitions.length === 0) {
-    throw new OpsError('--merge applies to day restores (--partition); a whole-database restore needs an empty target or --replace', 2);
+    throw new OpsError(
+      '--merge applies to day restores (--partition); a whole-database restore needs an empty target or --replace',
+      2,
+    );
   }
   const pgRestore = await findPgTool('pg_restore', options.pgBin);
   const { manifest } = await readManifest(options.from);
   const wanted = partitionNamesFor(options.partitions);
-  const selected = wanted.length > 0 ? pickPartitions(manifest.partitions, wanted, `the backup ${options.from}`) : manifest.partitions;
+  const selected =
+    wanted.length > 0 ? pickPartitions(manifest.partitions, wanted, `the backup ${options.from}`) : manifest.partitions;
 
   const versionProblems = [
     schemaProblem(manifest.schemaVersion, knownSchemaVersion()),
@@ -85,12 +89,17 @@ export async function runRestore(options: RestoreOptions, reporter: Reporter): P
     if (tooOld) throw refusal([tooOld]);
 
     reporter.progress('verifying the backup files against the manifest');
-    const needed = new Set(wanted.length > 0 ? selected.map((p) => p.file) : manifestFiles(manifest).map((f) => f.file));
+    const needed = new Set(
+      wanted.length > 0 ? selected.map((p) => p.file) : manifestFiles(manifest).map((f) => f.file),
+    );
     const verified = await verifyBackup(options.from, { pgRestore, only: needed }, reporter);
     if (verified.problems.length > 0) throw refusal(verified.problems, 'the backup failed verification');
 
     if (wanted.length > 0) {
-      return await restoreDays({ ...options, manifest, selected, pgRestore, target, databaseName: server.database }, reporter);
+      return await restoreDays(
+        { ...options, manifest, selected, pgRestore, target, databaseName: server.database },
+        reporter,
+      );
     }
     return await restoreWhole(options, manifest, pgRestore, target, server.database, reporter);
   } finally {
@@ -109,7 +118,10 @@ async function restoreWhole(
   const contents = await target.describe();
   const known = knownSchemaVersion();
   const unknownVersions = contents.migrations.filter((v) => v > known);
-  const onlyEmptyTracehouse = !contents.hasRows && contents.objects.every((o) => TRACEHOUSE_OBJECTS.has(o.name));
+  // A database where tracehouse only ran its migrations: its tables are there, without a row of data.
+  const onlyEmptyTracehouse =
+    unknownVersions.length === 0 &&
+    contents.objects.every((o) => TRACEHOUSE_OBJECTS.has(o.name) && (o.name === 'schema_migrations' || !o.rows));
   const toDrop = contents.objects;
   if (toDrop.length > 0 && !options.replace && !onlyEmptyTracehouse) {
     throw refusal([
@@ -119,7 +131,9 @@ async function restoreWhole(
     ]);
   }
   if (unknownVersions.length > 0 && !options.replace) {
-    throw refusal([`database ${databaseName} has schema version(s) ${unknownVersions.join(', ')}, newer than this tracehouse`]);
+    throw refusal([
+      `database ${databaseName} has schema version(s) ${unknownVersions.join(', ')}, newer than this tracehouse`,
+    ]);
   }
   const plan = [
     `restore the whole ${manifest.kind === 'full' ? 'database' : 'set of chosen partitions'} from ${options.from} ` +
@@ -133,10 +147,14 @@ async function restoreWhole(
     );
   }
   plan.push(
-    `load the catalog (${Object.entries(manifest.catalog.tables).map(([t, n]) => `${t} ${formatCount(n)}`).join(', ')})`,
+    `load the catalog (${Object.entries(manifest.catalog.tables)
+      .map(([t, n]) => `${t} ${formatCount(n)}`)
+      .join(', ')})`,
     `load ${manifest.partitions.length} partition(s), ${formatCount(manifest.totals.rows)} spans, ${options.jobs} at a time`,
     'build primary keys, indexes and row-level security; apply grants',
-    manifest.catalog.summaries ? 'keep the trace summaries from the backup' : 'rebuild the trace summaries from the spans',
+    manifest.catalog.summaries
+      ? 'keep the trace summaries from the backup'
+      : 'rebuild the trace summaries from the spans',
     `migrate to schema version ${known}; verify every partition's count and checksum against the manifest`,
   );
   if (contents.tracehouseSessions > 0) {
@@ -146,7 +164,9 @@ async function restoreWhole(
     );
   }
   if (options.dryRun) {
-    reporter.print(`dry run: nothing was written. The restore would:\n${plan.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}`);
+    reporter.print(
+      `dry run: nothing was written. The restore would:\n${plan.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}`,
+    );
     return { verified: 0, problems: [] };
   }
   reporter.print(`restoring:\n${plan.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}`);
@@ -157,24 +177,38 @@ async function restoreWhole(
     step = 'restoring the schema (pre-data)';
     await restoreCatalogPreData(pgRestore, options, manifest);
     step = 'restoring the catalog tables';
-    await runPgTool(pgRestore, [...RESTORE_FLAGS, '--single-transaction', '--section=data', catalogPath(options, manifest)], options.databaseUrl);
+    await runPgTool(
+      pgRestore,
+      [...RESTORE_FLAGS, '--single-transaction', '--section=data', catalogPath(options, manifest)],
+      options.databaseUrl,
+    );
     step = 'restoring the partitions';
     let done = 0;
     await runLimited(manifest.partitions, options.jobs, async (p) => {
-      await runPgTool(pgRestore, [...RESTORE_FLAGS, '--single-transaction', '--data-only', path.join(options.from, p.file)], options.databaseUrl);
+      await runPgTool(
+        pgRestore,
+        [...RESTORE_FLAGS, '--single-transaction', '--data-only', path.join(options.from, p.file)],
+        options.databaseUrl,
+      );
       done += 1;
       reporter.progress(`[${done}/${manifest.partitions.length}] loaded ${p.name} (${formatCount(p.rows)} spans)`);
     });
     step = 'building keys, indexes and row-level security (post-data)';
     reporter.progress(step);
-    await runPgTool(pgRestore, [...RESTORE_FLAGS, '--section=post-data', `--jobs=${options.jobs}`, catalogPath(options, manifest)], options.databaseUrl);
+    await runPgTool(
+      pgRestore,
+      [...RESTORE_FLAGS, '--section=post-data', `--jobs=${options.jobs}`, catalogPath(options, manifest)],
+      options.databaseUrl,
+    );
     step = 'applying grants';
     await applyAcls(pgRestore, options, manifest, target, reporter);
     if (!manifest.catalog.summaries) {
       step = 'rebuilding the trace summaries';
       reporter.progress(step);
       const rebuilt = await target.rebuildSummaries();
-      reporter.progress(`rebuilt ${formatCount(rebuilt.traces)} trace summaries, ${formatCount(rebuilt.operations)} operations`);
+      reporter.progress(
+        `rebuilt ${formatCount(rebuilt.traces)} trace summaries, ${formatCount(rebuilt.operations)} operations`,
+      );
     }
     step = 'migrating to the current schema';
     const migrated = await migrate(options.databaseUrl);
@@ -218,12 +252,22 @@ async function restoreCatalogPreData(pgRestore: PgTool, options: RestoreOptions,
   const toc = await listArchive(pgRestore, catalogPath(options, manifest), ['pre-data']);
   const lines = toc.entries.filter((e) => !isAclEntry(e.text)).map((e) => e.line);
   await withListFile(lines, (list) =>
-    runPgTool(pgRestore, [...RESTORE_FLAGS, '--single-transaction', `--use-list=${list}`, catalogPath(options, manifest)], options.databaseUrl),
+    runPgTool(
+      pgRestore,
+      [...RESTORE_FLAGS, '--single-transaction', `--use-list=${list}`, catalogPath(options, manifest)],
+      options.databaseUrl,
+    ),
   );
 }
 
 /** GRANT / REVOKE statements of the dump, one by one; grants to roles this cluster lacks are skipped with a warning. */
-async function applyAcls(pgRestore: PgTool, options: RestoreOptions, manifest: Manifest, target: RestoreTarget, reporter: Reporter): Promise<void> {
+async function applyAcls(
+  pgRestore: PgTool,
+  options: RestoreOptions,
+  manifest: Manifest,
+  target: RestoreTarget,
+  reporter: Reporter,
+): Promise<void> {
   const toc = await listArchive(pgRestore, catalogPath(options, manifest));
   const acl = toc.entries.filter((e) => isAclEntry(e.text)).map((e) => e.line);
   if (acl.length === 0) return;
@@ -267,7 +311,10 @@ async function verifyWhole(manifest: Manifest, target: RestoreTarget, reporter: 
     }
     const measured = await target.measure(actual);
     const ok = measured.rows === p.rows && measured.checksum === p.checksum;
-    if (!ok) problems.push(`${p.name}: ${measured.rows} spans, checksum ${measured.checksum}; the backup has ${p.rows}, ${p.checksum}`);
+    if (!ok)
+      problems.push(
+        `${p.name}: ${measured.rows} spans, checksum ${measured.checksum}; the backup has ${p.rows}, ${p.checksum}`,
+      );
     rows.push([p.name, p.rows, measured.rows, ok ? 'ok' : 'MISMATCH']);
   }
   const migrations = await target.migrations();
@@ -275,7 +322,8 @@ async function verifyWhole(manifest: Manifest, target: RestoreTarget, reporter: 
   const unchangedSchema = Math.max(0, ...migrations) === manifest.schemaVersion;
   for (const [table, expected] of Object.entries(manifest.catalog.tables)) {
     if (table === 'schema_migrations' || (!unchangedSchema && table !== 'tenant_readers')) continue;
-    if (tables[table] !== expected) problems.push(`table ${table}: ${tables[table] ?? 'missing'} rows, the backup has ${expected}`);
+    if (tables[table] !== expected)
+      problems.push(`table ${table}: ${tables[table] ?? 'missing'} rows, the backup has ${expected}`);
   }
   reporter.print(formatTable(['partition', 'backup rows', 'restored rows', 'count+checksum'], rows));
   if (problems.length > 0) {

@@ -13,7 +13,11 @@ import { MANIFEST_FILE, SUMS_FILE, parseManifest } from './manifest.js';
 export const BACKUP_DIR_PATTERN = /^\d{8}T\d{6}Z(?:-\d+)?$/;
 
 export function backupDirName(at: Date): string {
-  return at.toISOString().replace(/\.\d{3}Z$/, 'Z').replaceAll('-', '').replaceAll(':', '');
+  return at
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replaceAll('-', '')
+    .replaceAll(':', '');
 }
 
 export interface BackupDirEntry {

@@ -19,7 +19,10 @@ export function partitionNamesFor(selectors: readonly string[]): string[] {
     } else if (NAME.test(selector)) {
       name = selector;
     } else {
-      throw new OpsError(`'${selector.slice(0, 60)}' is neither a day (YYYY-MM-DD) nor a partition name (spans_YYYYMMDD)`, 2);
+      throw new OpsError(
+        `'${selector.slice(0, 60)}' is neither a day (YYYY-MM-DD) nor a partition name (spans_YYYYMMDD)`,
+        2,
+      );
     }
     if (!names.includes(name)) names.push(name);
   }
@@ -27,7 +30,11 @@ export function partitionNamesFor(selectors: readonly string[]): string[] {
 }
 
 /** Picks the wanted items by name; OpsError listing what exists when one is unknown. */
-export function pickPartitions<T extends { name: string }>(available: readonly T[], wanted: readonly string[], where: string): T[] {
+export function pickPartitions<T extends { name: string }>(
+  available: readonly T[],
+  wanted: readonly string[],
+  where: string,
+): T[] {
   const byName = new Map(available.map((p) => [p.name, p]));
   const missing = wanted.filter((name) => !byName.has(name));
   if (missing.length > 0) {

@@ -131,7 +131,12 @@ async function checkSums(dir: string, manifest: Manifest, manifestText: string):
   return problems;
 }
 
-async function checkFile(dir: string, entry: ManifestFile, manifest: Manifest, pgRestore: PgTool | undefined): Promise<string | undefined> {
+async function checkFile(
+  dir: string,
+  entry: ManifestFile,
+  manifest: Manifest,
+  pgRestore: PgTool | undefined,
+): Promise<string | undefined> {
   const file = path.join(dir, entry.file);
   let size: number;
   try {

@@ -30,7 +30,12 @@ export function knownSchemaVersion(): number {
   return listMigrations().at(-1)?.version ?? 0;
 }
 
-export function pgDumpProblem(pgDumpMajor: number, pgDumpVersion: string, serverMajor: number, serverVersion: string): string | undefined {
+export function pgDumpProblem(
+  pgDumpMajor: number,
+  pgDumpVersion: string,
+  serverMajor: number,
+  serverVersion: string,
+): string | undefined {
   if (pgDumpMajor >= serverMajor) return undefined;
   return (
     `pg_dump ${pgDumpVersion} cannot dump PostgreSQL ${serverVersion} (a newer major version): install ` +
@@ -38,7 +43,11 @@ export function pgDumpProblem(pgDumpMajor: number, pgDumpVersion: string, server
   );
 }
 
-export function pgRestoreProblem(pgRestoreMajor: number, pgRestoreVersion: string, dumpMajor: number): string | undefined {
+export function pgRestoreProblem(
+  pgRestoreMajor: number,
+  pgRestoreVersion: string,
+  dumpMajor: number,
+): string | undefined {
   if (pgRestoreMajor >= dumpMajor) return undefined;
   return (
     `pg_restore ${pgRestoreVersion} cannot read archives written by pg_dump ${dumpMajor} (a newer format): ` +
@@ -55,7 +64,12 @@ export function schemaProblem(backupVersion: number, known: number): string | un
   );
 }
 
-export function serverProblem(targetMajor: number, targetVersion: string, sourceMajor: number, sourceVersion: string): string | undefined {
+export function serverProblem(
+  targetMajor: number,
+  targetVersion: string,
+  sourceMajor: number,
+  sourceVersion: string,
+): string | undefined {
   if (targetMajor >= sourceMajor) return undefined;
   return (
     `the backup comes from PostgreSQL ${sourceVersion}; the target runs the older PostgreSQL ${targetVersion}, ` +

@@ -3,6 +3,7 @@
  * sent over real HTTP to a server whose keys come from a JWKS (RS256 and ES256 allowed, issuer and
  * audience required). Every one gets 401, nothing is written, and no `jku` / `x5u` URL is fetched.
  */
+import { createHmac, sign } from 'node:crypto';
 import { CompactEncrypt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -34,7 +35,10 @@ let trap: Awaited<ReturnType<typeof startCountingServer>>;
 let server: TestServer;
 
 beforeAll(async () => {
-  jwks = await startJwksServer([await publicJwk(k1.publicKey, 'k1', 'RS256'), await publicJwk(k2.publicKey, 'k2', 'ES256')]);
+  jwks = await startJwksServer([
+    await publicJwk(k1.publicKey, 'k1', 'RS256'),
+    await publicJwk(k2.publicKey, 'k2', 'ES256'),
+  ]);
   trap = await startCountingServer();
   server = await startTestServer(
     db.connectionString,
@@ -64,9 +68,27 @@ interface Forgery {
   query?: string;
 }
 
-const claims = () => ({ iss: ISSUER, aud: AUDIENCE, tenant: 'acme', scope: 'traces:write', iat: nowS(), exp: nowS() + 300 });
+const claims = () => ({
+  iss: ISSUER,
+  aud: AUDIENCE,
+  tenant: 'acme',
+  scope: 'traces:write',
+  iat: nowS(),
+  exp: nowS() + 300,
+});
 const rs = (extra: Record<string, unknown> = {}, omit: string[] = [], header: Record<string, unknown> = {}) =>
   signToken({ key: k1.privateKey, alg: 'RS256', header: { kid: 'k1', ...header }, claims: extra, omit });
+
+/** A compact JWS over any payload text, signed with k1 (a valid signature on an invalid token). */
+function rawRs256(header: Record<string, unknown>, payload: string): string {
+  const input = `${b64url(header)}.${b64url(payload)}`;
+  return `${input}.${sign('sha256', Buffer.from(input), k1.privateKey).toString('base64url')}`;
+}
+
+function hmacLike(hash: string, alg: string, secret: string): string {
+  const input = `${b64url({ alg, kid: 'k1' })}.${b64url(claims())}`;
+  return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
+}
 
 async function forgeries(): Promise<Forgery[]> {
   const bearer = (token: string): string => `Bearer ${token}`;
@@ -78,7 +100,10 @@ async function forgeries(): Promise<Forgery[]> {
     .encrypt(k1.publicKey);
   const attackerJwk = await publicJwk(attacker.publicKey, 'attacker', 'RS256');
   const flipped = validSignature.slice(0, -4) + (validSignature.endsWith('AAAA') ? 'BBBB' : 'AAAA');
-  const tamperedPayload = b64url({ ...JSON.parse(Buffer.from(validPayload, 'base64url').toString()), tenant: 'globex' });
+  const tamperedPayload = b64url({
+    ...JSON.parse(Buffer.from(validPayload, 'base64url').toString()),
+    tenant: 'globex',
+  });
 
   return [
     { name: 'no Authorization header' },
@@ -89,24 +114,41 @@ async function forgeries(): Promise<Forgery[]> {
     { name: 'two tokens', authorization: `Bearer ${valid} ${valid}` },
     { name: 'garbage', authorization: bearer('definitely.not.a-jwt') },
     { name: 'alg none, unsigned', authorization: bearer(`${b64url({ alg: 'none', typ: 'JWT' })}.${validPayload}.`) },
-    { name: 'alg none with a signature', authorization: bearer(`${b64url({ alg: 'none' })}.${validPayload}.${validSignature}`) },
+    {
+      name: 'alg none with a signature',
+      authorization: bearer(`${b64url({ alg: 'none' })}.${validPayload}.${validSignature}`),
+    },
     { name: 'alg NONE', authorization: bearer(`${b64url({ alg: 'NONE' })}.${validPayload}.${validSignature}`) },
-    { name: 'HS256 signed with the RSA public key (PEM)', authorization: bearer(hmacToken({ alg: 'HS256' }, claims(), k1.publicPem)) },
+    {
+      name: 'HS256 signed with the RSA public key (PEM)',
+      authorization: bearer(hmacToken({ alg: 'HS256' }, claims(), k1.publicPem)),
+    },
     {
       name: 'HS256 with kid k1 signed with the public key (PEM)',
       authorization: bearer(hmacToken({ alg: 'HS256', kid: 'k1' }, claims(), k1.publicPem)),
     },
-    { name: 'HS256 signed with the public JWK', authorization: bearer(hmacToken({ alg: 'HS256', kid: 'k1' }, claims(), publicJwkJson)) },
+    {
+      name: 'HS256 signed with the public JWK',
+      authorization: bearer(hmacToken({ alg: 'HS256', kid: 'k1' }, claims(), publicJwkJson)),
+    },
     { name: 'expired beyond the tolerance', authorization: bearer(await rs({ exp: nowS() - 120 })) },
     { name: 'not valid before, beyond the tolerance', authorization: bearer(await rs({ nbf: nowS() + 120 })) },
     { name: 'no exp', authorization: bearer(await rs({}, ['exp'])) },
-    { name: 'exp as a string', authorization: bearer(rs256Token({ alg: 'RS256', kid: 'k1' }, { ...claims(), exp: String(nowS() + 300) }, k1.privateKey)) },
+    {
+      name: 'exp as a string',
+      authorization: bearer(
+        rs256Token({ alg: 'RS256', kid: 'k1' }, { ...claims(), exp: String(nowS() + 300) }, k1.privateKey),
+      ),
+    },
     { name: 'wrong issuer', authorization: bearer(await rs({ iss: 'https://evil.example' })) },
     { name: 'no issuer', authorization: bearer(await rs({}, ['iss'])) },
     { name: 'wrong audience', authorization: bearer(await rs({ aud: 'grafana' })) },
     { name: 'audience array without us', authorization: bearer(await rs({ aud: ['grafana', 'loki'] })) },
     { name: 'bad signature', authorization: bearer(`${validHeader}.${validPayload}.${flipped}`) },
-    { name: 'payload changed after signing', authorization: bearer(`${validHeader}.${tamperedPayload}.${validSignature}`) },
+    {
+      name: 'payload changed after signing',
+      authorization: bearer(`${validHeader}.${tamperedPayload}.${validSignature}`),
+    },
     { name: 'signature stripped', authorization: bearer(`${validHeader}.${validPayload}.`) },
     { name: 'JWE encrypted to our key', authorization: bearer(jwe) },
     {
@@ -115,24 +157,92 @@ async function forgeries(): Promise<Forgery[]> {
     },
     {
       name: 'jku pointing at the attacker',
-      authorization: bearer(await signToken({ key: attacker.privateKey, alg: 'RS256', header: { jku: `${trap.url}/jwks`, kid: 'attacker' } })),
+      authorization: bearer(
+        await signToken({
+          key: attacker.privateKey,
+          alg: 'RS256',
+          header: { jku: `${trap.url}/jwks`, kid: 'attacker' },
+        }),
+      ),
     },
     {
       name: 'x5u pointing at the attacker',
       authorization: bearer(rs256Token({ alg: 'RS256', x5u: `${trap.url}/cert.pem` }, claims(), attacker.privateKey)),
     },
-    { name: 'x5c chain', authorization: bearer(rs256Token({ alg: 'RS256', x5c: ['MIIB'] }, claims(), attacker.privateKey)) },
-    { name: 'unknown kid', authorization: bearer(await signToken({ key: attacker.privateKey, alg: 'RS256', header: { kid: 'k-unknown' } })) },
-    { name: 'known kid, attacker key', authorization: bearer(await signToken({ key: attacker.privateKey, alg: 'RS256', header: { kid: 'k1' } })) },
-    { name: 'ES256 header on the RSA kid', authorization: bearer(await signToken({ key: k2.privateKey, alg: 'ES256', header: { kid: 'k1' } })) },
-    { name: 'PS256 (not in JWT_ALGORITHMS)', authorization: bearer(await signToken({ key: k1.privateKey, alg: 'PS256', header: { kid: 'k1' } })) },
+    {
+      name: 'x5c chain',
+      authorization: bearer(rs256Token({ alg: 'RS256', x5c: ['MIIB'] }, claims(), attacker.privateKey)),
+    },
+    {
+      name: 'unknown kid',
+      authorization: bearer(await signToken({ key: attacker.privateKey, alg: 'RS256', header: { kid: 'k-unknown' } })),
+    },
+    {
+      name: 'known kid, attacker key',
+      authorization: bearer(await signToken({ key: attacker.privateKey, alg: 'RS256', header: { kid: 'k1' } })),
+    },
+    {
+      name: 'ES256 header on the RSA kid',
+      authorization: bearer(await signToken({ key: k2.privateKey, alg: 'ES256', header: { kid: 'k1' } })),
+    },
+    {
+      name: 'PS256 (not in JWT_ALGORITHMS)',
+      authorization: bearer(await signToken({ key: k1.privateKey, alg: 'PS256', header: { kid: 'k1' } })),
+    },
     { name: 'typ JWE', authorization: bearer(await rs({}, [], { typ: 'JWE' })) },
-    { name: 'crit with an unknown extension', authorization: bearer(rs256Token({ alg: 'RS256', kid: 'k1', crit: ['exp-v2'], 'exp-v2': 1 }, claims(), k1.privateKey)) },
+    {
+      name: 'crit with an unknown extension',
+      authorization: bearer(
+        rs256Token({ alg: 'RS256', kid: 'k1', crit: ['exp-v2'], 'exp-v2': 1 }, claims(), k1.privateKey),
+      ),
+    },
     { name: 'oversized (validly signed)', authorization: bearer(await rs({ padding: 'x'.repeat(10_000) })) },
     { name: 'no tenant claim', authorization: bearer(await rs({}, ['tenant'])) },
     { name: 'tenant with ..', authorization: bearer(await rs({ tenant: '../globex' })) },
     { name: 'tenant of 1 KiB', authorization: bearer(await rs({ tenant: 'a'.repeat(1024) })) },
     { name: 'tenant as a number', authorization: bearer(await rs({ tenant: 42 })) },
+    { name: 'tenant as an object', authorization: bearer(await rs({ tenant: { id: 'acme' } })) },
+    {
+      name: 'HS384 signed with the public key (PEM)',
+      authorization: bearer(hmacLike('sha384', 'HS384', k1.publicPem)),
+    },
+    {
+      name: 'HS512 signed with the public key (PEM)',
+      authorization: bearer(hmacLike('sha512', 'HS512', k1.publicPem)),
+    },
+    {
+      name: 'HS256 signed with a guessable secret',
+      authorization: bearer(hmacToken({ alg: 'HS256' }, claims(), 'secret')),
+    },
+    {
+      name: 'RS256 on the EC kid',
+      authorization: bearer(await signToken({ key: k1.privateKey, alg: 'RS256', header: { kid: 'k2' } })),
+    },
+    {
+      name: 'EC kid, attacker EC key',
+      authorization: bearer(await signToken({ key: ecKeyPair().privateKey, alg: 'ES256', header: { kid: 'k2' } })),
+    },
+    {
+      name: 'kid with a path',
+      authorization: bearer(await signToken({ key: attacker.privateKey, alg: 'RS256', header: { kid: '../../k1' } })),
+    },
+    {
+      name: 'signature of another valid token',
+      authorization: bearer(`${validHeader}.${validPayload}.${(await rs({ tenant: 'globex' })).split('.')[2]}`),
+    },
+    { name: 'exp 0', authorization: bearer(await rs({ exp: 0 })) },
+    { name: 'no audience', authorization: bearer(await rs({}, ['aud'])) },
+    { name: 'issuer in another case', authorization: bearer(await rs({ iss: ISSUER.toUpperCase() })) },
+    { name: 'payload not JSON (signed)', authorization: bearer(rawRs256({ alg: 'RS256', kid: 'k1' }, 'not json')) },
+    { name: 'payload a JSON array (signed)', authorization: bearer(rawRs256({ alg: 'RS256', kid: 'k1' }, '[1,2,3]')) },
+    {
+      name: 'unencoded payload (b64: false)',
+      authorization: bearer(rawRs256({ alg: 'RS256', kid: 'k1', b64: false, crit: ['b64'] }, JSON.stringify(claims()))),
+    },
+    {
+      name: 'lowercase scheme, forged token',
+      authorization: `bearer ${hmacToken({ alg: 'HS256' }, claims(), k1.publicPem)}`,
+    },
   ];
 }
 
@@ -151,16 +261,19 @@ function decodeRpcStatus(body: Buffer): { code: number; message: string } {
 }
 
 describe('forged and invalid tokens', () => {
-  it('answers every one of 40 forgeries with 401 in the request encoding and writes nothing', async () => {
+  it('answers every one of 55 forgeries with 401 in the request encoding and writes nothing', async () => {
     const spans = realisticSpans(5, { nowMs: Date.now() });
     const { protobuf, json } = buildRequest({ spans });
     const cases = await forgeries();
-    expect(cases.length).toBeGreaterThanOrEqual(40);
+    expect(cases.length).toBeGreaterThanOrEqual(55);
     const results: Array<{ name: string; status: number; code?: number; message?: string }> = [];
     for (const [i, forgery] of cases.entries()) {
       const useJson = i % 2 === 0;
       const response = await postTraces(server.url, useJson ? json : protobuf, {
-        headers: { ...forgery.headers, ...(forgery.authorization !== undefined ? { authorization: forgery.authorization } : {}) },
+        headers: {
+          ...forgery.headers,
+          ...(forgery.authorization !== undefined ? { authorization: forgery.authorization } : {}),
+        },
         query: forgery.query,
       });
       const status = useJson
@@ -168,7 +281,9 @@ describe('forged and invalid tokens', () => {
         : decodeRpcStatus(response.body);
       results.push({ name: forgery.name, status: response.status, code: status.code, message: status.message });
       expect(response.headers.get('www-authenticate'), forgery.name).toMatch(/^Bearer realm="tracehouse"/);
-      expect(response.headers.get('content-type'), forgery.name).toMatch(useJson ? /^application\/json/ : /^application\/x-protobuf$/);
+      expect(response.headers.get('content-type'), forgery.name).toMatch(
+        useJson ? /^application\/json/ : /^application\/x-protobuf$/,
+      );
     }
     if (process.env.SHOW_FORGERIES) console.table(results);
     expect(results.filter((r) => r.status !== 401 || r.code !== 16)).toEqual([]);
@@ -192,7 +307,9 @@ describe('forged and invalid tokens', () => {
       token: await signToken({ key: k2.privateKey, alg: 'ES256', header: { kid: 'k2' } }),
     });
     expect(viaEc.status).toBe(200);
-    const { rows } = await db.query<{ tenant: string; n: number }>('SELECT tenant, count(*)::int AS n FROM spans GROUP BY tenant');
+    const { rows } = await db.query<{ tenant: string; n: number }>(
+      'SELECT tenant, count(*)::int AS n FROM spans GROUP BY tenant',
+    );
     expect(rows).toEqual([{ tenant: 'acme', n: 4 }]);
     expect(jwks.fetches).toBeLessThanOrEqual(2);
   });

@@ -27,7 +27,10 @@ afterAll(async () => {
   await server?.close();
 });
 
-function runTracehouse(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+function runTracehouse(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,

@@ -47,15 +47,26 @@ async function ourKeys(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
+  redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    throw new Error(`Redis is not reachable at ${REDIS_URL} (${(err as Error).message}): the rate-limit tests need a real Redis`);
+    throw new Error(
+      `Redis is not reachable at ${REDIS_URL} (${(err as Error).message}): the rate-limit tests need a real Redis`,
+    );
   }
-  const overrides = { auth: { jwtSecret: TEST_SECRET }, cache: { redisUrl: REDIS_URL, keyPrefix: KEY_PREFIX }, limits };
+  // A generous command timeout: on a busy test machine the default 100 ms can pass while the event
+  // loop is stalled, and the decision would (correctly) fall back to the local share. Timeouts are
+  // redis-faults.test.ts's subject; here every decision must come from the shared Redis bucket.
+  const cache = { redisUrl: REDIS_URL, keyPrefix: KEY_PREFIX, commandTimeoutMs: 5000 };
+  const overrides = { auth: { jwtSecret: TEST_SECRET }, cache, limits };
   a = await startTestServer(db.connectionString, overrides, { listen: true });
   b = await startTestServer(db.connectionString, overrides, { listen: true });
 });
@@ -82,11 +93,14 @@ describe('per-tenant rate limits shared through Redis by two instances', () => {
     expect(limited.headers.get('retry-after')).toMatch(/^[12]$/);
     const status = JSON.parse(limited.body.toString()) as { code: number; message: string };
     expect(status.code).toBe(8); // RESOURCE_EXHAUSTED
-    expect(status.message).toMatch(/^TH_ERR_AUTH_RATE_LIMITED: tenant acme is over its spans rate limit \(100 spans\/s, burst 200\)/);
-    expect(await storedSpans('acme')).toBe(150);
-    expect(await counterValue(b.metrics, 'tracehouse_spans_refused_total', { tenant: 'acme', reason: 'rate_limited' })).toBe(
-      150,
+    expect(status.message).toMatch(
+      /^TH_ERR_AUTH_RATE_LIMITED: tenant acme is over its spans rate limit \(100 spans\/s, burst 200\)/,
     );
+    expect(await storedSpans('acme')).toBe(150);
+    expect(
+      await counterValue(b.metrics, 'tracehouse_spans_refused_total', { tenant: 'acme', reason: 'rate_limited' }),
+    ).toBe(150);
+    expect(await counterValue(b.metrics, 'tracehouse_rate_limit_fallback_total')).toBe(0);
     const keys = await ourKeys();
     expect(keys.sort()).toEqual([`${KEY_PREFIX}{acme}:rate:bytes`, `${KEY_PREFIX}{acme}:rate:spans`]);
     expect(await redis.pttl(`${KEY_PREFIX}{acme}:rate:spans`)).toBeGreaterThan(0);
@@ -108,7 +122,9 @@ describe('per-tenant rate limits shared through Redis by two instances', () => {
     const acme = await token('acme');
     expect((await postTraces(a.url, body(500), { token: acme })).status).toBe(200); // 3 s of debt
     const receivedBefore = await counterValue(b.metrics, 'tracehouse_spans_received_total', { tenant: 'acme' });
-    const refusedBefore = await counterValue(b.metrics, 'tracehouse_requests_refused_total', { reason: 'rate_limited' });
+    const refusedBefore = await counterValue(b.metrics, 'tracehouse_requests_refused_total', {
+      reason: 'rate_limited',
+    });
     expect((await postTraces(b.url, body(1), { token: acme })).status).toBe(429); // Redis says: in debt
     expect((await postTraces(b.url, body(1), { token: acme })).status).toBe(429); // B knows, no body read
     expect((await postTraces(a.url, body(1), { token: acme })).status).toBe(429); // A knew since its 200
@@ -117,7 +133,9 @@ describe('per-tenant rate limits shared through Redis by two instances', () => {
     );
     expect(await counterValue(b.metrics, 'tracehouse_spans_received_total', { tenant: 'acme' })).toBe(receivedBefore);
     expect((await postTraces(b.url, body(1), { token: await token('globex') })).status).toBe(200);
-    for (const server of [a, b]) expect(await counterValue(server.metrics, 'tracehouse_rate_limit_fallback_total')).toBe(0);
+    for (const server of [a, b]) {
+      expect(await counterValue(server.metrics, 'tracehouse_rate_limit_fallback_total')).toBe(0);
+    }
   });
 
   it('limits bytes per second before decoding the body', async () => {

@@ -121,7 +121,11 @@ describe('a slow Redis', () => {
 describe('no Redis at all', () => {
   it('decides locally at once, and stopping leaves no socket or timer behind', async () => {
     const before = openHandles();
-    const redis = new RedisClient({ url: `redis://127.0.0.1:${await freePort()}`, commandTimeoutMs: COMMAND_TIMEOUT_MS, log });
+    const redis = new RedisClient({
+      url: `redis://127.0.0.1:${await freePort()}`,
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      log,
+    });
     await redis.start();
     const { limiter, metrics } = limiterWith(redis);
     const startedAt = Date.now();

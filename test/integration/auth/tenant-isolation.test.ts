@@ -114,7 +114,10 @@ describe('the query API per tenant', () => {
     const response = await fetch(`${server.url}/api/traces/${TRACE_ID}?tenant=globex`, {
       headers: { authorization: `Bearer ${await tokenFor(tenant, scope)}`, 'x-scope-orgid': 'globex', ...headers },
     });
-    return { status: response.status, body: response.status === 200 ? ((await response.json()) as JaegerTraces) : undefined };
+    return {
+      status: response.status,
+      body: response.status === 200 ? ((await response.json()) as JaegerTraces) : undefined,
+    };
   }
 
   it('shows each tenant only its own spans of the shared trace id, whatever X-Scope-OrgID says', async () => {
@@ -190,15 +193,22 @@ describe('PostgreSQL read access per tenant (row-level security)', () => {
       expect((await client.query<{ role_name: string }>('SELECT role_name FROM tenant_readers')).rows).toEqual([
         { role_name: roles.acme },
       ]);
-      const partition = (await db.query<{ name: string }>("SELECT 'spans_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') AS name"))
-        .rows[0].name;
-      await expect(client.query(`SELECT count(*) FROM ${pg.escapeIdentifier(partition)}`)).rejects.toMatchObject({ code: '42501' });
-      await expect(client.query(`UPDATE tenant_readers SET tenant = 'globex'`)).rejects.toMatchObject({ code: '25006' });
+      const partition = (
+        await db.query<{ name: string }>("SELECT 'spans_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') AS name")
+      ).rows[0].name;
+      await expect(client.query(`SELECT count(*) FROM ${pg.escapeIdentifier(partition)}`)).rejects.toMatchObject({
+        code: '42501',
+      });
+      await expect(client.query(`UPDATE tenant_readers SET tenant = 'globex'`)).rejects.toMatchObject({
+        code: '25006',
+      });
       await client.query('SET default_transaction_read_only = off');
-      await expect(client.query(`UPDATE tenant_readers SET tenant = 'globex'`)).rejects.toMatchObject({ code: '42501' });
-      await expect(
-        client.query("SELECT tracehouse_create_tenant_reader('x', 'globex', 'pw')"),
-      ).rejects.toMatchObject({ code: '42501' });
+      await expect(client.query(`UPDATE tenant_readers SET tenant = 'globex'`)).rejects.toMatchObject({
+        code: '42501',
+      });
+      await expect(client.query("SELECT tracehouse_create_tenant_reader('x', 'globex', 'pw')")).rejects.toMatchObject({
+        code: '42501',
+      });
       await client.query('SET ROLE tracehouse_reader');
       expect((await client.query('SELECT count(*)::int AS n FROM spans')).rows).toEqual([{ n: 0 }]);
     } finally {
@@ -207,16 +217,18 @@ describe('PostgreSQL read access per tenant (row-level security)', () => {
   });
 
   it('refuses to turn an existing role, or another tenant’s reader, into a reader of this tenant', async () => {
-    await expect(createTenantReader(db.connectionString, { role: 'postgres', tenant: 'acme', password: 'x' })).rejects.toThrow(
-      /exists and is not a tenant reader/,
-    );
+    await expect(
+      createTenantReader(db.connectionString, { role: 'postgres', tenant: 'acme', password: 'x' }),
+    ).rejects.toThrow(/exists and is not a tenant reader/);
     await expect(
       createTenantReader(db.connectionString, { role: roles.acme, tenant: 'globex', password: 'x' }),
     ).rejects.toThrow(/already reads another tenant/);
   });
 
   it('leaves the server’s own writes unaffected (the table owner bypasses row-level security)', async () => {
-    const response = await postTraces(server.url, buildRequest({ spans: spans(1) }).protobuf, { token: await tokenFor('initech') });
+    const response = await postTraces(server.url, buildRequest({ spans: spans(1) }).protobuf, {
+      token: await tokenFor('initech'),
+    });
     expect(response.status).toBe(200);
     const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM spans WHERE tenant = 'initech'");
     expect(rows[0].n).toBe(1);

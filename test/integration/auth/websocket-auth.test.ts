@@ -18,7 +18,10 @@ let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer(
     db.connectionString,
-    { auth: { jwtSecret: TEST_SECRET, clockToleranceS: 0 }, limits: { overrides: { slow: { spansPerS: 10, burstSpans: 10 } } } },
+    {
+      auth: { jwtSecret: TEST_SECRET, clockToleranceS: 0 },
+      limits: { overrides: { slow: { spansPerS: 10, burstSpans: 10 } } },
+    },
     { listen: true },
   );
 });
@@ -43,15 +46,19 @@ describe('WebSocket authentication', () => {
   it('refuses the upgrade with 401 for a missing, forged or expired token, and 403 without traces:write', async () => {
     const url = wsUrl(server.url);
     await expect(RawWsClient.connect(url)).rejects.toMatchObject({ status: 401 });
-    await expect(RawWsClient.connect(url, { protocols: [WS_SUBPROTOCOL, 'bearer.not.a.token'] })).rejects.toMatchObject({
-      status: 401,
-    });
+    await expect(RawWsClient.connect(url, { protocols: [WS_SUBPROTOCOL, 'bearer.not.a.token'] })).rejects.toMatchObject(
+      {
+        status: 401,
+      },
+    );
     const expired = await token('acme', { exp: nowS() - 5 });
     await expect(RawWsClient.connect(url, { headers: { authorization: `Bearer ${expired}` } })).rejects.toMatchObject({
       status: 401,
     });
     const readOnly = await token('acme', { scope: 'traces:read' });
-    await expect(RawWsClient.connect(wsUrl(server.url, `?access_token=${readOnly}`))).rejects.toMatchObject({ status: 403 });
+    await expect(RawWsClient.connect(wsUrl(server.url, `?access_token=${readOnly}`))).rejects.toMatchObject({
+      status: 403,
+    });
     expect(await counterValue(server.metrics, 'tracehouse_websocket_connections')).toBe(0);
   });
 
@@ -59,7 +66,9 @@ describe('WebSocket authentication', () => {
     const spans = realisticSpans(3, { nowMs: Date.now() });
     const traceId = spans[0].traceId;
     const clients = [
-      await RawWsClient.connect(wsUrl(server.url), { headers: { authorization: `Bearer ${await token('acme')}`, 'x-scope-orgid': 'globex' } }),
+      await RawWsClient.connect(wsUrl(server.url), {
+        headers: { authorization: `Bearer ${await token('acme')}`, 'x-scope-orgid': 'globex' },
+      }),
       await RawWsClient.connect(wsUrl(server.url), { protocols: [WS_SUBPROTOCOL, `bearer.${await token('globex')}`] }),
       await RawWsClient.connect(wsUrl(server.url, `?access_token=${await token('initech')}&tenant=acme`)),
     ];
@@ -77,7 +86,9 @@ describe('WebSocket authentication', () => {
 
   it('closes the connection with 1008 when the token expires', async () => {
     const exp = nowS() + 2;
-    const client = await RawWsClient.connect(wsUrl(server.url), { headers: { authorization: `Bearer ${await token('acme', { exp })}` } });
+    const client = await RawWsClient.connect(wsUrl(server.url), {
+      headers: { authorization: `Bearer ${await token('acme', { exp })}` },
+    });
     const spans = realisticSpans(1, { nowMs: Date.now() });
     client.send(frameOf(spans, 1));
     expect(await client.ack(1)).toMatchObject({ status: 200 });
@@ -88,7 +99,9 @@ describe('WebSocket authentication', () => {
   });
 
   it('applies the tenant’s rate limit to frames: a refused frame gets a 429 ack with retryAfterS', async () => {
-    const client = await RawWsClient.connect(wsUrl(server.url), { headers: { authorization: `Bearer ${await token('slow')}` } });
+    const client = await RawWsClient.connect(wsUrl(server.url), {
+      headers: { authorization: `Bearer ${await token('slow')}` },
+    });
     try {
       client.send(frameOf(realisticSpans(10, { nowMs: Date.now() }), 1));
       expect(await client.ack(1)).toMatchObject({ status: 200, accepted: 10 });

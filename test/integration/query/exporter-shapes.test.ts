@@ -51,8 +51,9 @@ root.add(traceByIdResponse);
 function otlpValue(value: unknown): Json {
   if (typeof value === 'string') return { stringValue: value };
   if (typeof value === 'boolean') return { boolValue: value };
-  if (typeof value === 'number')
+  if (typeof value === 'number') {
     return Number.isInteger(value) ? { intValue: BigInt(value).toString() } : { doubleValue: value };
+  }
   if (Array.isArray(value)) return { arrayValue: { values: value.map(otlpValue) } };
   throw new Error(`unexpected attribute ${String(value)}`);
 }

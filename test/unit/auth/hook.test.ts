@@ -46,13 +46,38 @@ describe('auth off (no keys configured)', () => {
 
   it('runs every request as tenant default with every scope, whatever the headers say', async () => {
     const response = await app.inject({ method: 'POST', url: '/v1/traces', headers: { 'x-scope-orgid': 'globex' } });
-    expect(response.json()).toEqual({ tenant: 'default', scopes: ['admin', 'traces:read', 'traces:write'], expiresAt: null });
+    expect(response.json()).toEqual({
+      tenant: 'default',
+      scopes: ['admin', 'traces:read', 'traces:write'],
+      expiresAt: null,
+    });
   });
 
-  it('refuses to start open in production mode unless explicitly allowed', () => {
-    expect(() => loadConfig({ TRACEHOUSE_PRODUCTION: '1' })).toThrow(/refusing to run without authentication/);
-    expect(loadConfig({ TRACEHOUSE_PRODUCTION: '1', AUTH_ALLOW_OPEN: '1' }).auth.allowOpen).toBe(true);
-    expect(loadConfig({ TRACEHOUSE_PRODUCTION: 'true', JWT_SECRET: TEST_SECRET }).auth.production).toBe(true);
+  it('refuses to serve open in production mode unless explicitly allowed', async () => {
+    const silent = pino({ level: 'silent' });
+    await expect(createAuthenticator(loadConfig({ TRACEHOUSE_PRODUCTION: '1' }).auth, silent)).rejects.toThrow(
+      /refusing to serve without authentication/,
+    );
+    const allowed = await createAuthenticator(
+      loadConfig({ TRACEHOUSE_PRODUCTION: '1', AUTH_ALLOW_OPEN: '1' }).auth,
+      silent,
+    );
+    expect(allowed.open).toBe(true);
+    const keyed = await createAuthenticator(
+      loadConfig({ TRACEHOUSE_PRODUCTION: 'yes', JWT_SECRET: TEST_SECRET }).auth,
+      silent,
+    );
+    expect(keyed.open).toBe(false);
+    expect(() => loadConfig({ TRACEHOUSE_PRODUCTION: 'maybe' })).toThrow(/must be 1 or 0/);
+  });
+
+  it('says loudly that authentication is off', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    await createAuthenticator(loadConfig({}).auth, log);
+    expect(lines.map((line) => JSON.parse(line) as { level: number; msg: string })).toContainEqual(
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/^AUTHENTICATION IS OFF/) }),
+    );
   });
 });
 
@@ -78,7 +103,11 @@ describe('auth on', () => {
   });
 
   it('answers a missing token with 401, WWW-Authenticate and a google.rpc.Status in the request encoding', async () => {
-    const json = await app.inject({ method: 'POST', url: '/v1/traces', headers: { 'content-type': 'application/json' } });
+    const json = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(json.statusCode).toBe(401);
     expect(json.headers['www-authenticate']).toBe('Bearer realm="tracehouse"');
     expect(json.json()).toMatchObject({ code: 16, message: expect.stringMatching(/^TH_ERR_AUTH_MISSING_TOKEN: /) });
@@ -95,7 +124,11 @@ describe('auth on', () => {
   });
 
   it('refuses a non-Bearer Authorization header', async () => {
-    for (const authorization of [`Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer', `Token ${await token()}`]) {
+    for (const authorization of [
+      `Basic ${Buffer.from('a:b').toString('base64')}`,
+      'Bearer',
+      `Token ${await token()}`,
+    ]) {
       const response = await app.inject({ method: 'POST', url: '/v1/traces', headers: { authorization } });
       expect(response.statusCode, authorization).toBe(401);
     }
@@ -103,24 +136,44 @@ describe('auth on', () => {
 
   it('answers 403 with insufficient_scope when the token lacks the route scope; scopes do not imply each other', async () => {
     const readOnly = await token({ scope: 'traces:read' });
-    const write = await app.inject({ method: 'POST', url: '/v1/traces', headers: { authorization: `Bearer ${readOnly}` } });
+    const write = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { authorization: `Bearer ${readOnly}` },
+    });
     expect(write.statusCode).toBe(403);
     expect(write.headers['www-authenticate']).toContain('error="insufficient_scope", scope="traces:write"');
     expect(write.json()).toMatchObject({ code: 7 });
-    const read = await app.inject({ method: 'GET', url: '/api/search', headers: { authorization: `Bearer ${readOnly}` } });
+    const read = await app.inject({
+      method: 'GET',
+      url: '/api/search',
+      headers: { authorization: `Bearer ${readOnly}` },
+    });
     expect(read.statusCode).toBe(200);
     const admin = await token({ scope: 'admin' });
-    const adminWrite = await app.inject({ method: 'POST', url: '/v1/traces', headers: { authorization: `Bearer ${admin}` } });
+    const adminWrite = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { authorization: `Bearer ${admin}` },
+    });
     expect(adminWrite.statusCode).toBe(403);
   });
 
   it('lets public routes through and makes routes that declare nothing need admin', async () => {
     expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
     const writer = await token();
-    const backup = await app.inject({ method: 'POST', url: '/admin/backup', headers: { authorization: `Bearer ${writer}` } });
+    const backup = await app.inject({
+      method: 'POST',
+      url: '/admin/backup',
+      headers: { authorization: `Bearer ${writer}` },
+    });
     expect(backup.statusCode).toBe(403);
     const admin = await token({ scope: 'admin' });
-    const ok = await app.inject({ method: 'POST', url: '/admin/backup', headers: { authorization: `Bearer ${admin}` } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/admin/backup',
+      headers: { authorization: `Bearer ${admin}` },
+    });
     expect(ok.statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/nowhere' })).statusCode).toBe(404);
   });
@@ -152,7 +205,11 @@ describe('auth on', () => {
   it('counts every refusal by reason', async () => {
     const before = await counterValue(metrics, 'tracehouse_auth_failures_total', { reason: 'expired' });
     const expired = await token({ exp: Math.floor(Date.now() / 1000) - 3600 });
-    const response = await app.inject({ method: 'POST', url: '/v1/traces', headers: { authorization: `Bearer ${expired}` } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { authorization: `Bearer ${expired}` },
+    });
     expect(response.statusCode).toBe(401);
     expect(response.json().message).toMatch(/expired/);
     expect(await counterValue(metrics, 'tracehouse_auth_failures_total', { reason: 'expired' })).toBe(before + 1);

@@ -23,7 +23,12 @@ function verifierFor(config: Config): TokenVerifier {
 
 describe('tracehouse token', () => {
   it('signs with JWT_SECRET a token the server configured alike accepts', async () => {
-    const config = loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_TENANT_CLAIM: 'org' });
+    const config = loadConfig({
+      JWT_SECRET: TEST_SECRET,
+      JWT_ISSUER: ISSUER,
+      JWT_AUDIENCE: AUDIENCE,
+      JWT_TENANT_CLAIM: 'org',
+    });
     const token = await mintToken(config.auth, { tenant: 'acme', scopes: ['traces:write'], ttlS: 60 });
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });
     const principal = await verifierFor(config).verify(token);
@@ -82,6 +87,8 @@ describe('tracehouse token', () => {
     expect(printed).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     const principal = await verifierFor(config).verify(printed.trim());
     expect(principal.expiresAtMs - Date.now()).toBeGreaterThan(9 * 60_000);
-    await expect(runTokenCommand(['--tenant', 'acme', '--scope', 'traces:everything'], config)).rejects.toThrow(/unknown scope/);
+    await expect(runTokenCommand(['--tenant', 'acme', '--scope', 'traces:everything'], config)).rejects.toThrow(
+      /unknown scope/,
+    );
   });
 });

@@ -162,9 +162,9 @@ describe('keys and algorithms', () => {
     const rsOnly = verifierFor({ publicKeyFile: files.write('rsa3.pem', rsa.publicPem), algorithms: ['RS256'] });
     const ps = await signToken({ key: rsa.privateKey, alg: 'PS256', claims: { iat: NOW_S, exp: NOW_S + 60 } });
     expect(await reasonOf(rsOnly, ps)).toBe('algorithm_not_allowed');
-    expect(() => loadKeySet(authConfig({ publicKeyFile: files.write('rsa4.pem', rsa.publicPem), algorithms: ['ES256'] }))).toThrow(
-      ConfigError,
-    );
+    expect(() =>
+      loadKeySet(authConfig({ publicKeyFile: files.write('rsa4.pem', rsa.publicPem), algorithms: ['ES256'] })),
+    ).toThrow(ConfigError);
     expect(() => loadConfig({ JWT_ALGORITHMS: 'none' })).toThrow(/not a supported JWS algorithm/);
     expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/at least 32 bytes/);
   });
@@ -172,7 +172,11 @@ describe('keys and algorithms', () => {
   it('refuses an RSA key shorter than 2048 bits even when the signature matches', async () => {
     const weak = rsaKeyPair(1024);
     const verifier = verifierFor({ publicKeyFile: files.write('weak.pem', weak.publicPem) });
-    const token = rs256Token({ alg: 'RS256' }, { tenant: 'acme', iss: ISSUER, aud: AUDIENCE, exp: NOW_S + 60 }, weak.privateKey);
+    const token = rs256Token(
+      { alg: 'RS256' },
+      { tenant: 'acme', iss: ISSUER, aud: AUDIENCE, exp: NOW_S + 60 },
+      weak.privateKey,
+    );
     expect(await reasonOf(verifier, token)).toBe('malformed_token');
   });
 });

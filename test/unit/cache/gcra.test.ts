@@ -33,11 +33,36 @@ describe('GCRA', () => {
     const bytes = bucketFor(1000, 1000)!;
     const gcra = new LocalGcra();
     const keys = ['spans', 'bytes'];
-    expect(gcra.take(keys, [{ bucket: spans, cost: 50 }, { bucket: bytes, cost: 900 }], S).allowed).toBe(true);
-    const refused = gcra.take(keys, [{ bucket: spans, cost: 10 }, { bucket: bytes, cost: 200 }], S);
+    expect(
+      gcra.take(
+        keys,
+        [
+          { bucket: spans, cost: 50 },
+          { bucket: bytes, cost: 900 },
+        ],
+        S,
+      ).allowed,
+    ).toBe(true);
+    const refused = gcra.take(
+      keys,
+      [
+        { bucket: spans, cost: 10 },
+        { bucket: bytes, cost: 200 },
+      ],
+      S,
+    );
     expect(refused).toMatchObject({ allowed: false, refusedIndex: 1 });
     // the spans bucket was not charged by the refused request: 50 more fit
-    expect(gcra.take(keys, [{ bucket: spans, cost: 50 }, { bucket: bytes, cost: 0 }], S).allowed).toBe(true);
+    expect(
+      gcra.take(
+        keys,
+        [
+          { bucket: spans, cost: 50 },
+          { bucket: bytes, cost: 0 },
+        ],
+        S,
+      ).allowed,
+    ).toBe(true);
   });
 
   it('divides rate and burst by the share, and treats rate 0 as no limit', () => {

@@ -39,8 +39,9 @@ describe('stored JSON reader', () => {
   });
 
   it('refuses malformed text instead of guessing', () => {
-    for (const text of ['{"a": }', '{"a": 1', '[1 2]', '"open', '{} x'])
+    for (const text of ['{"a": }', '{"a": 1', '[1 2]', '"open', '{} x']) {
       expect(() => parseStoredJson(text)).toThrow(/malformed/);
+    }
   });
 
   it('shows scalars as text the way Jaeger tags and tag values do', () => {

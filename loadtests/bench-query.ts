@@ -1,0 +1,432 @@
+/**
+ * Query benchmark (issue #5): latency of trace-by-id on the three APIs and of a search, on at
+ * least 5 million spans over 7 daily partitions, while ingest runs at half its sustained maximum.
+ *
+ *   npm run build && node --import tsx loadtests/bench-query.ts [--spans 5000000] [--samples 300]
+ *
+ * 1. Creates th_bench_query_<pid> on BENCH_DATABASE_URL (else TEST_DATABASE_URL, else the local
+ *    default), migrates it and seeds it in SQL (INSERT … SELECT over generate_series, two sessions
+ *    at once): 10-span traces one every ~1.1 s from midnight UTC six days ago until two minutes ago,
+ *    8 services, realistic attributes; the traces summaries and the operations catalog are written
+ *    by the same statements, as the writer does.
+ * 2. Starts the real server (`tracehouse serve`, a child process) on that database.
+ * 3. Measures the sustained ingest maximum: 8 loops posting 512-span OTLP protobuf requests
+ *    (pre-encoded, so the client costs little CPU) for --max-seconds; spans acknowledged per second.
+ * 4. Runs ingest at half that rate (open loop) and, once it has run --warmup-seconds, measures the
+ *    queries one at a time, round-robin, --samples each: trace by id on Jaeger v1 (JSON), Jaeger
+ *    api_v3 (OTLP/JSON) and Tempo v2 (protobuf) for random seeded traces of all seven days, and the
+ *    search "service + one attribute + minimum duration over the last hour" on Jaeger v1 and Tempo,
+ *    once matching and once matching nothing. The ingest spans go to the same services.
+ * 5. Prints a table (ms) and drops the database.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import pg from 'pg';
+import { pino } from 'pino';
+import { migrate } from '../server/storage/migrate.js';
+import { PgPartitionManager } from '../server/storage/partitions.js';
+import { ensureDistBuilt } from '../test/helpers/build-dist.js';
+import { realisticResource, realisticSpans, toReadableSpans } from '../test/helpers/otlp-fixtures.js';
+import { spawnTracehouse, type TracehouseProcess } from '../test/helpers/tracehouse-process.js';
+
+const { values: args } = parseArgs({
+  options: {
+    spans: { type: 'string', default: '5000000' },
+    samples: { type: 'string', default: '300' },
+    'max-seconds': { type: 'string', default: '20' },
+    'warmup-seconds': { type: 'string', default: '10' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const SPANS = Number(args.spans);
+const SAMPLES = Number(args.samples);
+const MAX_SECONDS = Number(args['max-seconds']);
+const WARMUP_SECONDS = Number(args['warmup-seconds']);
+const SPANS_PER_TRACE = 10;
+const SERVICES = 8;
+const SPANS_PER_REQUEST = 512;
+const TENANT = 'default';
+const DAY_MS = 86_400_000;
+const SEARCH_SERVICE = 'svc-3';
+const SEARCH_ROUTE = '/api/cart';
+
+const adminUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const database = `th_bench_query_${process.pid}`;
+const databaseUrl = (() => {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+})();
+
+// ---- seeding ----------------------------------------------------------------------------------
+
+/**
+ * Traces $2 … $2+$3-1 of the seed: trace t starts at $4 + (t - $2) * $5 ms; its span k starts k ms
+ * later. Inserts the spans, then the traces summaries and the catalog from the inserted rows.
+ * $1 tenant, $6 a seed string (fresh ids per run).
+ */
+const SEED_CHUNK = `
+WITH ins AS (
+  INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, flags, name, kind, service_name, start_time, end_time,
+                     start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, status_message,
+                     attributes, resource_attributes, scope_name, scope_version, events)
+  SELECT $1, v.trace_id, substring(decode(md5($6 || ':s:' || t || ':' || k), 'hex') FROM 1 FOR 8),
+         CASE WHEN k = 0 THEN NULL ELSE substring(decode(md5($6 || ':s:' || t || ':0'), 'hex') FROM 1 FOR 8) END,
+         1, v.name, CASE WHEN k = 0 THEN 2 ELSE (ARRAY[1, 3, 3, 4])[1 + k % 4] END, v.svc,
+         'epoch'::timestamptz + (v.st_ns / 1000) * interval '1 microsecond',
+         'epoch'::timestamptz + ((v.st_ns + v.dur) / 1000) * interval '1 microsecond',
+         v.st_ns, v.st_ns + v.dur, v.dur,
+         CASE WHEN v.err THEN 2 ELSE 0 END, CASE WHEN v.err THEN 'upstream returned 500' ELSE '' END,
+         jsonb_build_object(
+           'http.request.method', (ARRAY['GET', 'POST', 'PUT', 'DELETE'])[1 + h % 4],
+           'http.route', v.route,
+           'http.response.status_code', CASE WHEN v.err THEN 500 ELSE 200 END,
+           'url.full', 'https://shop.example.com' || v.route || '?page=' || (h % 100),
+           'server.address', 'shop.example.com',
+           'server.port', 443,
+           'user_agent.original', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36',
+           'app.cart.items', h % 20,
+           'app.sampling.ratio', (h % 1000) / 1000.0 + 0.0005,
+           'app.feature_flags', jsonb_build_array('new-checkout', (ARRAY['a', 'b', 'c'])[1 + h % 3])),
+         jsonb_build_object(
+           'service.name', v.svc, 'service.version', '2.14.3', 'service.namespace', 'shop',
+           'service.instance.id', v.svc || '-7d9f8c6b5-x2k4p', 'deployment.environment', 'production',
+           'host.name', 'ip-10-0-12-' || (t % 50) || '.eu-west-1.compute.internal',
+           'telemetry.sdk.language', 'nodejs', 'telemetry.sdk.version', '2.12.1'),
+         '@opentelemetry/instrumentation-http', '0.57.2',
+         CASE WHEN h % 10 < 3 THEN jsonb_build_array(jsonb_build_object(
+           'timeUnixNano', (v.st_ns + v.dur / 2)::text, 'name', CASE WHEN v.err THEN 'exception' ELSE 'cache.miss' END,
+           'attributes', jsonb_build_object('cache.key', 'cart:' || h), 'droppedAttributesCount', 0)) ELSE '[]' END
+    FROM generate_series($2::bigint, $2::bigint + $3::bigint - 1) AS t
+   CROSS JOIN generate_series(0, ${SPANS_PER_TRACE - 1}) AS k
+   CROSS JOIN LATERAL (SELECT abs(hashtext($6 || ':' || t || ':' || k))::bigint AS h) hh
+   CROSS JOIN LATERAL (
+     SELECT decode(md5($6 || ':t:' || t), 'hex') AS trace_id,
+            'svc-' || CASE WHEN k % 3 = 0 THEN t % ${SERVICES} ELSE (t + 1 + k % 3) % ${SERVICES} END AS svc,
+            CASE WHEN k = 0 THEN 'GET ' || r.route
+                 ELSE (ARRAY['SELECT orders', 'INSERT orders', 'redis GET', 'render cart', 'charge card'])[1 + hh.h % 5] END AS name,
+            r.route,
+            hh.h % 100 < 5 AS err,
+            ($4::bigint + (t - $2::bigint) * $5::bigint + k) * 1000000 + hh.h % 1000 AS st_ns,
+            CASE WHEN k = 0 THEN 260000000 + (hh.h % 100) * 1000000 ELSE (hh.h % 250000) * 1000 + 1000 END::bigint AS dur
+       FROM (SELECT (ARRAY['/api/orders', '/api/orders/:id', '/api/users/:id', '/api/cart', '/health', '/api/search'])[1 + (hh.h / 4) % 6] AS route) r
+   ) v
+  RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
+            start_time_unix_nano, end_time_unix_nano, status_code
+), summaries AS (
+  INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano,
+                      span_count, error_count, root_service_name, root_span_name)
+  SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano),
+         count(*), count(*) FILTER (WHERE status_code = 2),
+         (array_agg(service_name) FILTER (WHERE parent_span_id IS NULL))[1],
+         (array_agg(name) FILTER (WHERE parent_span_id IS NULL))[1]
+    FROM ins GROUP BY tenant, trace_id
+)
+INSERT INTO operations AS o (tenant, service_name, span_name, span_kind, first_seen, last_seen)
+SELECT tenant, service_name, name, kind, min(start_time), max(start_time) FROM ins
+ GROUP BY tenant, service_name, name, kind ORDER BY 1, 2, 3, 4
+ON CONFLICT (tenant, service_name, span_name, span_kind) DO UPDATE
+  SET first_seen = least(o.first_seen, excluded.first_seen), last_seen = greatest(o.last_seen, excluded.last_seen)`;
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+async function seed(pool: pg.Pool): Promise<{ seconds: number; partitions: number; firstMs: number }> {
+  const now = Date.now();
+  const firstMs = Math.floor(now / DAY_MS - 6) * DAY_MS; // midnight UTC six days ago: 7 partitions
+  const lastMs = now - 120_000;
+  const traces = Math.ceil(SPANS / SPANS_PER_TRACE);
+  const spacingMs = Math.floor((lastMs - firstMs) / traces);
+  const seedText = randomBytes(6).toString('hex');
+  await pool.query('SELECT 1');
+  const startedAt = Date.now();
+  await new PgPartitionManager(pool, pino({ level: 'warn' })).ensureRange(new Date(firstMs), new Date(now + 2 * DAY_MS));
+  const chunk = 25_000;
+  let next = 0;
+  const worker = async () => {
+    const client = await pool.connect();
+    try {
+      await client.query("SET synchronous_commit = off; SET work_mem = '256MB'");
+      while (next < traces) {
+        const from = next;
+        next += chunk;
+        const count = Math.min(chunk, traces - from);
+        await client.query(SEED_CHUNK, [TENANT, from, count, firstMs, spacingMs, seedText]);
+        process.stdout.write(`\r  seeded ${Math.min(next, traces) * SPANS_PER_TRACE} spans`);
+      }
+    } finally {
+      client.release();
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  process.stdout.write('\n');
+  await pool.query('ANALYZE spans');
+  await pool.query('ANALYZE traces');
+  await pool.query('ANALYZE operations');
+  const { rows } = await pool.query<{ n: number }>(
+    'SELECT count(DISTINCT tableoid)::int AS n FROM spans TABLESAMPLE SYSTEM (1)',
+  );
+  return { seconds: (Date.now() - startedAt) / 1000, partitions: rows[0].n, firstMs };
+}
+
+// ---- ingest load ------------------------------------------------------------------------------
+
+function encodeBodies(count: number): Uint8Array[] {
+  const bodies: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const spans = realisticSpans(SPANS_PER_REQUEST, {
+      nowMs: Date.now(),
+      seed: i + 1 + Math.floor(Math.random() * 1e9),
+      resource: realisticResource(`svc-${i % SERVICES}`),
+    });
+    bodies.push(ProtobufTraceSerializer.serializeRequest(toReadableSpans({ spans })) ?? new Uint8Array());
+  }
+  return bodies;
+}
+
+class IngestLoad {
+  acknowledged = 0;
+  failures = new Map<number, number>();
+  #next = 0;
+  #stopped = false;
+  readonly #loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly url: string,
+    private readonly bodies: Uint8Array[],
+  ) {}
+
+  /** `concurrency` loops, each posting its next body after `intervalMs` (0: flat out). */
+  start(concurrency: number, intervalMs: number): void {
+    for (let i = 0; i < concurrency; i++) this.#loops.push(this.#loop(intervalMs, (i * intervalMs) / concurrency));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all(this.#loops);
+  }
+
+  get bodiesLeft(): number {
+    return this.bodies.length - this.#next;
+  }
+
+  async #loop(intervalMs: number, offsetMs: number): Promise<void> {
+    await sleep(offsetMs);
+    let due = performance.now();
+    while (!this.#stopped && this.#next < this.bodies.length) {
+      const body = this.bodies[this.#next++];
+      const response = await fetch(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf' },
+        body: body as Uint8Array<ArrayBuffer>,
+      }).catch(() => undefined);
+      await response?.arrayBuffer();
+      const status = response?.status ?? 0;
+      if (status === 200) this.acknowledged += SPANS_PER_REQUEST;
+      else this.failures.set(status, (this.failures.get(status) ?? 0) + 1);
+      due += intervalMs;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      else due = performance.now(); // behind schedule: no catch-up burst
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- queries ----------------------------------------------------------------------------------
+
+interface Scenario {
+  name: string;
+  target: number;
+  request: (i: number) => { url: string; headers?: Record<string, string> };
+  check: (status: number, body: Buffer) => boolean;
+  latencies: number[];
+  errors: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+async function timed(base: string, request: { url: string; headers?: Record<string, string> }) {
+  const started = performance.now();
+  const response = await fetch(base + request.url, { headers: request.headers });
+  const body = Buffer.from(await response.arrayBuffer());
+  return { ms: performance.now() - started, status: response.status, body };
+}
+
+function scenarios(traceIds: string[]): Scenario[] {
+  const id = (i: number) => traceIds[i % traceIds.length];
+  const jaegerSearch = (route: string) =>
+    `/api/traces?service=${SEARCH_SERVICE}&tags=${encodeURIComponent(JSON.stringify({ 'http.route': route }))}` +
+    '&minDuration=100ms&limit=20';
+  const tempoSearch = (route: string) =>
+    `/api/search?limit=20&q=${encodeURIComponent(
+      `{ resource.service.name = "${SEARCH_SERVICE}" && span.http.route = "${route}" && duration >= 100ms }`,
+    )}`;
+  const json = (status: number, body: Buffer, has: (v: Record<string, unknown[]>) => boolean) =>
+    status === 200 && has(JSON.parse(body.toString()));
+  const scenario = (name: string, target: number, request: Scenario['request'], check: Scenario['check']): Scenario => ({
+    name,
+    target,
+    request,
+    check,
+    latencies: [],
+    errors: 0,
+  });
+  return [
+    scenario(
+      'trace by id: Jaeger v1 /api/traces/{id}',
+      50,
+      (i) => ({ url: `/api/traces/${id(i)}` }),
+      (s, b) => json(s, b, (v) => v.data.length === 1),
+    ),
+    scenario(
+      'trace by id: Jaeger v3 /api/v3/traces/{id}',
+      50,
+      (i) => ({ url: `/api/v3/traces/${id(i + 7)}` }),
+      (s) => s === 200,
+    ),
+    scenario(
+      'trace by id: Tempo /api/v2/traces/{id} protobuf',
+      50,
+      (i) => ({ url: `/api/v2/traces/${id(i + 13)}`, headers: { accept: 'application/protobuf' } }),
+      (s, b) => s === 200 && b.length > 0,
+    ),
+    scenario(
+      'search: Jaeger v1, matching',
+      300,
+      () => ({ url: jaegerSearch(SEARCH_ROUTE) }),
+      (s, b) => json(s, b, (v) => v.data.length > 0),
+    ),
+    scenario(
+      'search: Jaeger v1, matching nothing',
+      300,
+      () => ({ url: jaegerSearch('/api/none') }),
+      (s, b) => json(s, b, (v) => v.data.length === 0),
+    ),
+    scenario(
+      'search: Tempo TraceQL, matching',
+      300,
+      () => ({ url: tempoSearch(SEARCH_ROUTE) }),
+      (s, b) => json(s, b, (v) => v.traces.length > 0),
+    ),
+    scenario(
+      'search: Tempo TraceQL, matching nothing',
+      300,
+      () => ({ url: tempoSearch('/api/none') }),
+      (s, b) => json(s, b, (v) => v.traces.length === 0),
+    ),
+  ];
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  console.log(`creating ${database}`);
+  await adminQuery(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
+  let server: TracehouseProcess | undefined;
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 3 });
+  try {
+    await migrate(pool);
+    const seeded = await seed(pool);
+    const size = await pool.query<{ spans: string; bytes: string }>(
+      "SELECT count(*)::text AS spans, pg_size_pretty(pg_database_size(current_database())) AS bytes FROM spans",
+    );
+    console.log(
+      `seeded ${size.rows[0].spans} spans over ${seeded.partitions} daily partitions in ${seeded.seconds.toFixed(0)} s ` +
+        `(database ${size.rows[0].bytes})`,
+    );
+    const sample = await pool.query<{ id: string }>(
+      `SELECT encode(trace_id, 'hex') AS id FROM traces TABLESAMPLE SYSTEM (2) ORDER BY random() LIMIT ${SAMPLES * 3}`,
+    );
+    const traceIds = sample.rows.map((r) => r.id);
+
+    await ensureDistBuilt();
+    server = await spawnTracehouse({
+      DATABASE_URL: databaseUrl,
+      LOG_LEVEL: 'warn',
+      RETENTION_DAYS: '8',
+      RATE_LIMIT_SPANS_PER_S: '0',
+      RATE_LIMIT_BYTES_PER_S: '0',
+    });
+    await server.waitReady(60_000);
+    const ingestUrl = `${server.url}/v1/traces`;
+
+    console.log('encoding ingest requests');
+    const maxBodies = encodeBodies(Math.ceil((MAX_SECONDS * 20_000) / SPANS_PER_REQUEST));
+    console.log(`measuring the sustained ingest maximum for ${MAX_SECONDS} s`);
+    const flatOut = new IngestLoad(ingestUrl, maxBodies);
+    flatOut.start(8, 0);
+    await sleep(3000); // ramp up
+    const before = flatOut.acknowledged;
+    const t0 = performance.now();
+    await sleep((MAX_SECONDS - 3) * 1000);
+    const maxRate = ((flatOut.acknowledged - before) * 1000) / (performance.now() - t0);
+    await flatOut.stop();
+    if (flatOut.bodiesLeft === 0) console.log('  (ran out of request bodies: the maximum is a lower bound)');
+    const halfRate = maxRate / 2;
+    console.log(`  sustained maximum ${maxRate.toFixed(0)} spans/s; half: ${halfRate.toFixed(0)} spans/s`);
+
+    const list = scenarios(traceIds);
+    const expectedSeconds = WARMUP_SECONDS + (list.length * SAMPLES * 0.06 + 30);
+    const halfBodies = encodeBodies(Math.ceil((expectedSeconds * halfRate) / SPANS_PER_REQUEST) + 100);
+    const load = new IngestLoad(ingestUrl, halfBodies);
+    const concurrency = 4;
+    load.start(concurrency, (concurrency * SPANS_PER_REQUEST * 1000) / halfRate);
+    await sleep(WARMUP_SECONDS * 1000);
+    const ingestBefore = load.acknowledged;
+    const m0 = performance.now();
+    for (let i = 0; i < SAMPLES; i++) {
+      for (const scenario of list) {
+        const result = await timed(server.url, scenario.request(i));
+        if (scenario.check(result.status, result.body)) scenario.latencies.push(result.ms);
+        else scenario.errors++;
+      }
+    }
+    const measuredSeconds = (performance.now() - m0) / 1000;
+    const ingestRate = (load.acknowledged - ingestBefore) / measuredSeconds;
+    const starved = load.bodiesLeft === 0;
+    await load.stop();
+
+    console.log('');
+    console.log(`| query (ms, ${SAMPLES} each, one client) | p50 | p90 | p99 | max | p99 target | met |`);
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const s of list) {
+      const sorted = [...s.latencies].sort((a, b) => a - b);
+      const p99 = percentile(sorted, 99);
+      const row = [50, 90, 99].map((p) => percentile(sorted, p).toFixed(1));
+      const errors = s.errors > 0 ? ` (${s.errors} wrong answers)` : '';
+      console.log(
+        `| ${s.name}${errors} | ${row.join(' | ')} | ${sorted.at(-1)!.toFixed(1)} | ≤ ${s.target} | ${p99 <= s.target ? 'yes' : 'NO'} |`,
+      );
+    }
+    const failures = [...load.failures].map(([status, n]) => `${n}×${status || 'connection error'}`).join(', ');
+    console.log('');
+    console.log(
+      `ingest while measuring: ${ingestRate.toFixed(0)} spans/s acknowledged (target ${halfRate.toFixed(0)} = half of the ` +
+        `measured ${maxRate.toFixed(0)})${failures ? `; non-200 answers: ${failures}` : ''}` +
+        `${starved ? '; ran out of request bodies before the end' : ''}`,
+    );
+    const after = await pool.query<{ n: string }>('SELECT count(*)::text AS n FROM spans');
+    console.log(`spans stored at the end: ${after.rows[0].n}; measurement took ${measuredSeconds.toFixed(0)} s`);
+  } finally {
+    await server?.stop();
+    await pool.end();
+    if (!args.keep) {
+      await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      console.log(`dropped ${database}`);
+    }
+  }
+}
+
+await main();
