@@ -114,8 +114,9 @@ function databaseUrlOf(value: string | undefined, config: Config): string {
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0)
+  if (!Number.isSafeInteger(n) || n < 0) {
     throw new OpsError(`${name} must be a non-negative whole number, got '${value}'`, 2);
+  }
   return n;
 }
 
@@ -213,8 +214,9 @@ export async function runOpsCommand(command: string, args: string[], config: Con
         const result = await verifyBackup(values.from, { pgRestore }, reporter);
         reporter.print(describeVerify(values.from, result));
         reporter.printWarnings();
-        if (result.problems.length > 0)
+        if (result.problems.length > 0) {
           reporter.error(`${values.from} FAILED verification (see above); do not rely on it`);
+        }
         return result.problems.length === 0 ? 0 : 1;
       }
       case 'partitions':
@@ -303,8 +305,9 @@ async function runMigrateCheck(args: string[], config: Config, reporter: Reporte
     strict: true,
     options: { 'database-url': { type: 'string' }, check: { type: 'boolean' }, help: { type: 'boolean' } },
   });
-  if (!values.check)
+  if (!values.check) {
     throw new OpsError('the only option of migrate is --check (plain `tracehouse migrate` applies)', 2);
+  }
   const status = await migrationStatus(databaseUrlOf(values['database-url'], config));
   const current = Math.max(0, ...status.applied);
   if (status.unknown.length > 0) {

@@ -79,8 +79,9 @@ export async function createPartitions(
   options: { aheadDays: number; lockWaitMs: number; now: number },
   reporter: Reporter,
 ): Promise<void> {
-  if (!(options.aheadDays >= 0 && options.aheadDays <= 366))
+  if (!(options.aheadDays >= 0 && options.aheadDays <= 366)) {
     throw new OpsError('--ahead must be between 0 and 366 days', 2);
+  }
   const from = new Date(options.now);
   const to = new Date(options.now + options.aheadDays * MS_PER_DAY);
   const created = await underMaintenanceLock(storage, options.lockWaitMs, () =>

@@ -65,7 +65,7 @@ export interface SearchQuery {
 
 export interface SearchHit {
   summary: TraceSummary;
-  /** Start of the trace's latest matching span (microsecond precision): the result order. */
+  /** Start of the trace's latest matching span in the window: the result order. */
   lastMatchUnixNano: bigint;
 }
 
@@ -107,8 +107,9 @@ export interface TraceReader {
   getSpansOfTraces(tenant: string, traces: readonly TraceSummary[]): Promise<Map<string, StoredSpan[]>>;
   /**
    * The traces with a span matching the query, newest match first, at most query.limit. Reads the
-   * catalog for candidate services, then the spans of those services newest window slice first, so
-   * a search that finds its traces early stops early and one that finds nothing reads the window once.
+   * catalog for candidate services, then the matching spans of those services newest first, page by
+   * page, and stops as soon as it has query.limit traces; values that match little or nothing are
+   * answered from the GIN indexes on the attribute maps instead of by reading the window.
    */
   searchTraces(tenant: string, query: SearchQuery): Promise<SearchHit[]>;
   /**

@@ -4,7 +4,8 @@
  * so the only run-time text is which fragments appear and their parameter numbers.
  *
  * Every statement reaches spans through (tenant, service_name, start_time) — the catalog supplies
- * the candidate services — or through the primary key (tenant, trace_id, …) with a time range, so
+ * the candidate services — through the GIN indexes on the attribute maps (equalities are written as
+ * containment for them), or through the primary key (tenant, trace_id, …) with a time range, so
  * partitions outside the window are pruned and no statement scans a partition sequentially.
  */
 import type { AttributeRef, Comparison, Scalar, SearchQuery, SpanCondition, TraceCondition } from './reader-types.js';

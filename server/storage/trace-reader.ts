@@ -30,8 +30,9 @@ import {
 } from './query-sql.js';
 import {
   buildMatchingSpans,
-  buildSearchSlice,
+  buildSearchPage,
   buildTagValues,
+  buildTraceSummaries,
   nanosToTimestamptz,
   type Statement,
 } from './search-sql.js';
@@ -44,8 +45,10 @@ export class InvalidSearchError extends Error {
   }
 }
 
-/** The first (newest) slice of a search window; each older slice is twice as long as the previous. */
-export const FIRST_SLICE_MICROS = 3_600_000_000n;
+/** Matching spans read per search page: enough for `limit` traces when a trace matches several times. */
+export function searchPageSize(limit: number): number {
+  return Math.min(2000, Math.max(100, limit * 10));
+}
 
 const INVALID_REGULAR_EXPRESSION = '2201B';
 
@@ -189,26 +192,41 @@ export class PgTraceReader implements TraceReader {
     if (query.limit <= 0 || query.window.endUnixNano < query.window.startUnixNano) return [];
     const services = await this.#candidateServices(tenant, query.spanConditions, query.window);
     if (services.length === 0) return [];
-    const startMicros = query.window.startUnixNano / 1000n;
+    const fromMicros = query.window.startUnixNano / 1000n;
     let toMicros = query.window.endUnixNano / 1000n + 1n;
-    let size = FIRST_SLICE_MICROS;
+    const pageSize = searchPageSize(query.limit);
     const hits: SearchHit[] = [];
-    const found: Buffer[] = [];
-    while (toMicros > startMicros && hits.length < query.limit) {
-      const fromMicros = toMicros - size > startMicros ? toMicros - size : startMicros;
-      const slice = { fromMicros, toMicros };
-      const rows = await this.#query(
-        buildSearchSlice(tenant, query, services, slice, found, query.limit - hits.length),
-      );
+    const seen = new Set<string>();
+    for (;;) {
+      const rows = await this.#query(buildSearchPage(tenant, query, services, fromMicros, toMicros, pageSize));
+      // Traces in the order of their latest matching span: the first time the page shows them.
+      const fresh = new Map<string, { traceId: Buffer; lastMatchUnixNano: bigint }>();
       for (const row of rows) {
-        const summary = rowToSummary(row);
-        hits.push({ summary, lastMatchUnixNano: BigInt(row.last_match_us as string) * 1000n });
-        found.push(summary.traceId);
+        const key = (row.trace_id as Buffer).toString('hex');
+        if (seen.has(key)) continue;
+        seen.add(key);
+        fresh.set(key, { traceId: row.trace_id as Buffer, lastMatchUnixNano: BigInt(row.start_time_unix_nano as string) });
       }
-      toMicros = fromMicros;
-      size *= 2n;
+      if (fresh.size > 0) {
+        const statement = buildTraceSummaries(
+          tenant,
+          [...fresh.values()].map((f) => f.traceId),
+          query.traceConditions,
+        );
+        const summaries = new Map((await this.#query(statement)).map((row) => [(row.trace_id as Buffer).toString('hex'), row]));
+        for (const [key, match] of fresh) {
+          const row = summaries.get(key);
+          if (row === undefined) continue;
+          hits.push({ summary: rowToSummary(row), lastMatchUnixNano: match.lastMatchUnixNano });
+          if (hits.length === query.limit) return hits;
+        }
+      }
+      if (rows.length < pageSize) return hits;
+      // The next page ends at this page's oldest span: inclusive (spans sharing that microsecond
+      // may have been cut by the page size), unless that would not move the window.
+      const oldest = BigInt(rows[rows.length - 1].start_time_unix_nano as string) / 1000n;
+      toMicros = oldest + 1n < toMicros ? oldest + 1n : oldest;
     }
-    return hits;
   }
 
   async getMatchingSpans(

@@ -311,10 +311,11 @@ async function verifyWhole(manifest: Manifest, target: RestoreTarget, reporter: 
     }
     const measured = await target.measure(actual);
     const ok = measured.rows === p.rows && measured.checksum === p.checksum;
-    if (!ok)
+    if (!ok) {
       problems.push(
         `${p.name}: ${measured.rows} spans, checksum ${measured.checksum}; the backup has ${p.rows}, ${p.checksum}`,
       );
+    }
     rows.push([p.name, p.rows, measured.rows, ok ? 'ok' : 'MISMATCH']);
   }
   const migrations = await target.migrations();
@@ -322,8 +323,9 @@ async function verifyWhole(manifest: Manifest, target: RestoreTarget, reporter: 
   const unchangedSchema = Math.max(0, ...migrations) === manifest.schemaVersion;
   for (const [table, expected] of Object.entries(manifest.catalog.tables)) {
     if (table === 'schema_migrations' || (!unchangedSchema && table !== 'tenant_readers')) continue;
-    if (tables[table] !== expected)
+    if (tables[table] !== expected) {
       problems.push(`table ${table}: ${tables[table] ?? 'missing'} rows, the backup has ${expected}`);
+    }
   }
   reporter.print(formatTable(['partition', 'backup rows', 'restored rows', 'count+checksum'], rows));
   if (problems.length > 0) {

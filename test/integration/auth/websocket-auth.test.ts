@@ -95,7 +95,7 @@ describe('WebSocket authentication', () => {
     const closed = await client.waitClosed(5000);
     expect(closed).toEqual({ code: 1008, reason: 'token expired' });
     expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
-    expect(Date.now()).toBeLessThan(exp * 1000 + 1000);
+    expect(Date.now()).toBeLessThan(exp * 1000 + 2000); // the timer fires at exp; leeway for a busy machine
   });
 
   it('applies the tenant’s rate limit to frames: a refused frame gets a 429 ack with retryAfterS', async () => {

@@ -5,7 +5,7 @@
  * day stays missing). A whole-database restore into a database that holds data is refused, listing
  * what it would overwrite, and changes nothing; --replace then restores over it and verifies.
  */
-import { cp, open, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdir, open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runOpsCommand } from '../../../server/cli-ops.js';
@@ -13,11 +13,13 @@ import { loadConfig } from '../../../server/config.js';
 import { parseManifest, type Manifest } from '../../../server/ops/backup/manifest.js';
 import { ensureDistBuilt } from '../../helpers/build-dist.js';
 import { useTestDatabase } from '../../helpers/db.js';
+import { readStoredSpans } from '../../helpers/stored-spans.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import {
   captureIo,
   dayStart,
   listObjects,
+  queryOnce,
   readPartitions,
   runTracehouse,
   useExtraDatabases,
@@ -199,6 +201,42 @@ describe('restore into a database that is not empty', () => {
     const restored = await run('restore', ['--from', good], target);
     expect(restored.code, restored.err).toBe(0);
     expect(restored.out).toContain('replace the empty tracehouse schema');
+  });
+
+  it('a backup of chosen days restores into an empty database with its trace summaries rebuilt', async () => {
+    const dir = path.join(await tempDir(), 'days');
+    const day = manifest.partitions.at(-1)!.name;
+    const backup = await run('backup', ['--out', dir, '--partition', day], db.connectionString);
+    expect(backup.code, backup.err).toBe(0);
+    const partial = parseManifest(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
+    expect(partial).toMatchObject({ kind: 'partitions', catalog: { summaries: false } });
+    expect(partial.partitions.map((p) => p.name)).toEqual([day]);
+    const target = await extraDatabase({ empty: true });
+    const restored = await run('restore', ['--from', dir], target);
+    expect(restored.code, restored.err).toBe(0);
+    expect(restored.out).toContain('rebuild the trace summaries from the spans');
+    expect((await readPartitions(target)).get(day)).toEqual({ rows: 300, checksum: partial.partitions[0].checksum });
+    expect((await readStoredSpans(target)).summaryMismatches).toEqual([]);
+    expect(await queryOnce(target, 'SELECT count(*)::int AS n FROM traces')).toEqual([{ n: 30 }]);
+  });
+
+  it('scheduled backups (--rotate --keep N) keep the newest N complete ones and never an incomplete one', async () => {
+    const base = await tempDir();
+    await mkdir(path.join(base, '20000101T000000Z')); // a backup that never finished
+    for (let i = 0; i < 3; i++) {
+      const result = await run('backup', ['--out', base, '--rotate', '--keep', '2'], db.connectionString);
+      expect(result.code, result.err).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // one directory name per second
+    }
+    const entries = (await readdir(base)).sort();
+    expect(entries).toHaveLength(3);
+    expect(entries[0]).toBe('20000101T000000Z');
+    for (const name of entries.slice(1)) {
+      expect((await runTracehouse(['verify', '--from', path.join(base, name)], {})).code).toBe(0);
+    }
+    const last = await run('backup', ['--out', base, '--rotate', '--keep', '2'], db.connectionString);
+    expect(last.err).toContain('incomplete backup directories');
+    expect(last.err).toContain('20000101T000000Z');
   });
 
   it('says how to get pg_restore when it is missing', async () => {

@@ -16,12 +16,13 @@ import {
 import type { SearchQuery, SpanCondition } from '../../../server/storage/reader-types.js';
 import {
   buildMatchingSpans,
-  buildSearchSlice,
+  buildSearchPage,
+  buildTraceSummaries,
   buildTagValues,
   nanosToTimestamptz,
   type Statement,
 } from '../../../server/storage/search-sql.js';
-import { FIRST_SLICE_MICROS } from '../../../server/storage/trace-reader.js';
+import { searchPageSize } from '../../../server/storage/trace-reader.js';
 import type { Storage } from '../../../server/storage/types.js';
 import { useTestDatabase } from '../../helpers/db.js';
 import { useStorage } from '../storage/storage-fixture.js';
@@ -102,24 +103,37 @@ function query(conditions: SpanCondition[]): SearchQuery {
   return { window: lastHour, spanConditions: conditions, traceConditions: [], limit: 20 };
 }
 
-function slice(q: SearchQuery, services: string[]): Statement {
-  const toMicros = q.window.endUnixNano / 1000n + 1n;
-  return buildSearchSlice(TENANT, q, services, { fromMicros: toMicros - FIRST_SLICE_MICROS, toMicros }, [], q.limit);
+function page(q: SearchQuery, services: string[]): Statement {
+  const from = q.window.startUnixNano / 1000n;
+  const to = q.window.endUnixNano / 1000n + 1n;
+  return buildSearchPage(TENANT, q, services, from, to, searchPageSize(q.limit));
 }
 
 const allServices = Array.from({ length: SERVICES }, (_, i) => `svc-${i}`);
 
 describe('search plans', () => {
-  it('service + attribute + minimum duration over the last hour: the service index, one partition', async () => {
+  it('service + common attribute + minimum duration over the last hour: newest first on the service index', async () => {
     const q = query([
       { target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-3' },
       { target: 'tag', key: 'http.route', value: '/r/7' },
       { target: 'intrinsic', intrinsic: 'duration', op: '>=', value: 100_000_000n },
     ]);
-    const text = await plan(slice(q, ['svc-3']));
+    const text = await plan(page(q, ['svc-3']));
     expectNoSequentialSpanScan(text);
-    expect(text).toMatch(/Index (Only )?Scan .*on spans_\d{8}|Bitmap Index Scan on spans_\d{8}/);
+    expect(text).toMatch(/Index Scan (Backward )?using spans_\d{8}_tenant_service_name_start_time_idx/);
     expect(partitionsIn(text)).toHaveLength(1);
+  });
+
+  it('a value no span has, over all three days, is answered by the GIN index instead of reading 20,000 spans', async () => {
+    const q = query([
+      { target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-3' },
+      { target: 'tag', key: 'http.route', value: '/nowhere' },
+      { target: 'intrinsic', intrinsic: 'duration', op: '>=', value: 100_000_000n },
+    ]);
+    const threeDays = { ...q, window: { startUnixNano: newestNs - 3n * 86_400_000_000_000n, endUnixNano: newestNs } };
+    const text = await plan(page(threeDays, ['svc-3']));
+    expectNoSequentialSpanScan(text);
+    expect(text).toMatch(/Bitmap Index Scan on spans_\d{8}_attributes_idx/);
   });
 
   it('service + operation, and a typed TraceQL attribute comparison', async () => {
@@ -128,26 +142,18 @@ describe('search plans', () => {
       { target: 'intrinsic', intrinsic: 'name', op: '=', value: 'op-2' },
       { target: 'attribute', scope: 'span', key: 'http.response.status_code', op: '>=', value: 500n },
     ]);
-    expectNoSequentialSpanScan(await plan(slice(q, ['svc-5'])));
+    expectNoSequentialSpanScan(await plan(page(q, ['svc-5'])));
   });
 
-  it('an attribute-only search (every service of the catalog) still goes through the service index', async () => {
+  it('an attribute-only search (every service of the catalog) still goes through the indexes', async () => {
     const q = query([{ target: 'attribute', scope: 'any', key: 'http.route', op: '=', value: '/r/1' }]);
-    expectNoSequentialSpanScan(await plan(slice(q, allServices)));
+    expectNoSequentialSpanScan(await plan(page(q, allServices)));
   });
 
-  it('an older, wider slice of a search stays on the index', async () => {
+  it('a search over the whole three days stays on the indexes', async () => {
     const q = query([{ target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-1' }]);
-    const toMicros = newestNs / 1000n - FIRST_SLICE_MICROS;
-    const statement = buildSearchSlice(
-      TENANT,
-      q,
-      ['svc-1'],
-      { fromMicros: toMicros - 8n * FIRST_SLICE_MICROS, toMicros },
-      [],
-      20,
-    );
-    expectNoSequentialSpanScan(await plan(statement));
+    const wide = { ...q, window: { startUnixNano: newestNs - 3n * 86_400_000_000_000n, endUnixNano: newestNs } };
+    expectNoSequentialSpanScan(await plan(page(wide, ['svc-1'])));
   });
 
   it('the catalog lookup that picks candidate services reads operations, not spans', async () => {
@@ -190,6 +196,9 @@ describe('trace lookup plans', () => {
     const ids = rows.map((r) => r.trace_id as Buffer);
     const bounds = [nanosToTimestamptz(BigInt(rows.at(-1).first)), nanosToTimestamptz(BigInt(rows[0].last))];
     expectNoSequentialSpanScan(await plan({ text: SELECT_SPANS_OF_TRACES, values: [TENANT, ids, ...bounds] }));
+    expect(await plan(buildTraceSummaries(TENANT, ids, [{ field: 'duration', op: '>', value: 1n }]))).toMatch(
+      /Index Scan using traces_pkey|Bitmap Index Scan on traces_pkey/,
+    );
     const q = query([{ target: 'tag', key: 'http.route', value: '/r/3' }]);
     expectNoSequentialSpanScan(await plan(buildMatchingSpans(TENANT, q, ids, 3)));
   });
