@@ -17,7 +17,9 @@
  *    api_v3 (OTLP/JSON) and Tempo v2 (protobuf) for random seeded traces of all seven days, and the
  *    search "service + one attribute + minimum duration over the last hour" on Jaeger v1 and Tempo,
  *    once matching and once matching nothing. The ingest spans go to the same services.
- * 5. Prints a table (ms) and drops the database.
+ * 5. Prints a table (ms) and drops the database (--keep leaves it).
+ * --log-slow-ms N sets log_min_duration_statement on the benchmark database only, so the statements
+ * behind a slow tail appear in the PostgreSQL server log.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -37,6 +39,7 @@ const { values: args } = parseArgs({
     'max-seconds': { type: 'string', default: '20' },
     'warmup-seconds': { type: 'string', default: '10' },
     keep: { type: 'boolean', default: false },
+    'log-slow-ms': { type: 'string' },
   },
 });
 const SPANS = Number(args.spans);
@@ -339,6 +342,9 @@ async function main(): Promise<void> {
   try {
     await migrate(pool);
     const seeded = await seed(pool);
+    if (args['log-slow-ms'] !== undefined) {
+      await pool.query(`ALTER DATABASE ${database} SET log_min_duration_statement = ${Number(args['log-slow-ms'])}`);
+    }
     const size = await pool.query<{ spans: string; bytes: string }>(
       "SELECT count(*)::text AS spans, pg_size_pretty(pg_database_size(current_database())) AS bytes FROM spans",
     );

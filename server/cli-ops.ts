@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { describeBackup, runBackup } from './ops/backup/backup.js';
-import { PgToolError } from './ops/backup/pg-tools.js';
+import { PgToolError, stopRunningTools } from './ops/backup/pg-tools.js';
 import { OpsError, Reporter, type CommandIo } from './ops/backup/reporter.js';
 import { runRestore } from './ops/backup/restore.js';
 import { describeVerify, verifyBackup } from './ops/backup/verify.js';
@@ -127,10 +127,32 @@ const COMMON_OPTIONS = {
   help: { type: 'boolean' },
 } as const;
 
+/**
+ * While a command runs, SIGINT / SIGTERM stop its pg_dump / pg_restore children so that it fails
+ * and cleans up (a backup removes its partial files) instead of dying with orphans writing on; a
+ * second signal exits at once.
+ */
+function interruptible(reporter: () => Reporter): () => void {
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    reporter().error(`${signal}: stopping pg_dump / pg_restore and cleaning up (send it again to exit at once)`);
+    stopRunningTools();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
 /** Runs one ops command; returns the exit code. Never throws for expected problems. */
 export async function runOpsCommand(command: string, args: string[], config: Config, io?: CommandIo): Promise<number> {
   const out: CommandIo = io ?? { stdout: process.stdout, stderr: process.stderr };
   let reporter = new Reporter(command, out);
+  const release = interruptible(() => reporter);
   try {
     if (args.includes('--help') || args.includes('-h')) {
       reporter.print(HELP[command] ?? 'no help for this command');
@@ -228,6 +250,8 @@ export async function runOpsCommand(command: string, args: string[], config: Con
     }
   } catch (err) {
     return report(err, reporter, command);
+  } finally {
+    release();
   }
 }
 

@@ -44,7 +44,7 @@ export interface TargetContents {
   partitions: Array<{ name: string; rows: number; estimated: boolean }>;
   /** True when some table holds at least one row. */
   hasRows: boolean;
-  /** Other sessions of tracehouse (application_name tracehouse…) on this database. */
+  /** Sessions of running tracehouse servers (their pools and maintenance) on this database. */
   tracehouseSessions: number;
 }
 
@@ -88,7 +88,7 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE '
 const COUNT_TRACEHOUSE_SESSIONS = `
 SELECT count(*)::int AS n FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid()
-   AND application_name LIKE 'tracehouse%' AND application_name NOT IN ('tracehouse-backup', 'tracehouse-restore')`;
+   AND application_name IN ('tracehouse', 'tracehouse-maintenance')`;
 
 /** Tables with at most this many estimated rows are counted exactly. */
 const EXACT_COUNT_LIMIT = 100_000;
@@ -129,13 +129,13 @@ export class RestoreTarget {
       const kind = KIND_NAMES[row.kind] ?? row.kind;
       const object: TargetObject = { kind, ident: row.ident, name: row.name };
       if (row.kind === 'r' || row.kind === 'p') {
-        const { rows: any } = await this.#client.query<{ present: boolean }>(
+        const { rows: found } = await this.#client.query<{ present: boolean }>(
           `SELECT EXISTS (SELECT 1 FROM ${row.ident}) AS present`,
         );
-        const counted = any[0].present
+        const counted = found[0].present
           ? await this.#countRows(row.ident, row.kind === 'p' ? -1 : (row.estimate ?? -1))
           : { rows: 0, estimated: false };
-        hasRows ||= any[0].present;
+        hasRows ||= found[0].present;
         Object.assign(object, counted);
       }
       objects.push(object);

@@ -8,7 +8,15 @@
  * containment for them), or through the primary key (tenant, trace_id, …) with a time range, so
  * partitions outside the window are pruned and no statement scans a partition sequentially.
  */
-import type { AttributeRef, Comparison, Scalar, SearchQuery, SpanCondition, TraceCondition } from './reader-types.js';
+import type {
+  AttributeRef,
+  Comparison,
+  Scalar,
+  SearchQuery,
+  SpanCondition,
+  TraceCondition,
+  TraceSummary,
+} from './reader-types.js';
 import { SPAN_COLUMNS_FOR_READ, SUMMARY_COLUMNS } from './query-sql.js';
 
 export interface Statement {
@@ -216,27 +224,36 @@ export function buildTraceSummaries(
   return { text: `SELECT ${SUMMARY_COLUMNS} FROM traces t WHERE ${where}`, values: params.values };
 }
 
-/** For each of `traceIds`, its spans matching the query in its window: the first `perTrace`, and how many. */
+/**
+ * For each trace, its spans matching the query's span conditions within the trace's own
+ * [first start, last end] ∩ the query window: the first `perTrace`, and how many. One primary-key
+ * lookup per trace, whose tight time range prunes every other partition.
+ */
 export function buildMatchingSpans(
   tenant: string,
   query: SearchQuery,
-  traceIds: readonly Buffer[],
+  traces: readonly TraceSummary[],
   perTrace: number,
 ): Statement {
   const params = new Params();
+  const $ids = params.add(traces.map((t) => t.traceId));
+  const $firsts = params.add(traces.map((t) => nanosToTimestamptz(t.firstStartUnixNano)));
+  const $lasts = params.add(traces.map((t) => nanosToTimestamptz(t.lastEndUnixNano)));
   const where =
-    `s.tenant = ${params.add(tenant)} AND s.trace_id = ANY(${params.add(traceIds)}::bytea[])` +
-    `\n     AND s.start_time >= ${params.add(nanosToTimestamptz(query.window.startUnixNano))}::timestamptz` +
-    ` AND s.start_time <= ${params.add(nanosToTimestamptz(query.window.endUnixNano))}::timestamptz` +
+    `s.tenant = ${params.add(tenant)} AND s.trace_id = tr.id` +
+    `\n         AND s.start_time >= greatest(tr.first_start, ${params.add(nanosToTimestamptz(query.window.startUnixNano))}::timestamptz)` +
+    `\n         AND s.start_time <= least(tr.last_end, ${params.add(nanosToTimestamptz(query.window.endUnixNano))}::timestamptz)` +
     andAll(query.spanConditions, params);
   const text = `
-SELECT * FROM (
-  SELECT ${SPAN_COLUMNS_FOR_READ},
-         row_number() OVER (PARTITION BY s.trace_id ORDER BY s.start_time_unix_nano, s.span_id) AS rn,
-         count(*) OVER (PARTITION BY s.trace_id)::int AS matched
-    FROM spans s
-   WHERE ${where}
-) x
+SELECT x.*
+  FROM unnest(${$ids}::bytea[], ${$firsts}::timestamptz[], ${$lasts}::timestamptz[]) AS tr(id, first_start, last_end)
+  CROSS JOIN LATERAL (
+    SELECT ${SPAN_COLUMNS_FOR_READ},
+           row_number() OVER (ORDER BY s.start_time_unix_nano, s.span_id) AS rn,
+           count(*) OVER ()::int AS matched
+      FROM spans s
+     WHERE ${where}
+  ) x
  WHERE x.rn <= ${params.add(perTrace)}
  ORDER BY x.trace_id, x.rn`;
   return { text, values: params.values };

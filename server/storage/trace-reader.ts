@@ -237,12 +237,7 @@ export class PgTraceReader implements TraceReader {
   ): Promise<Map<string, { spans: StoredSpan[]; matched: number }>> {
     const byTrace = new Map<string, { spans: StoredSpan[]; matched: number }>();
     if (traces.length === 0) return byTrace;
-    const statement = buildMatchingSpans(
-      tenant,
-      query,
-      traces.map((t) => t.traceId),
-      perTrace,
-    );
+    const statement = buildMatchingSpans(tenant, query, traces, perTrace);
     for (const row of await this.#query(statement)) {
       const key = (row.trace_id as Buffer).toString('hex');
       let entry = byTrace.get(key);

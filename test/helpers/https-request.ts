@@ -17,6 +17,8 @@ export interface RequestOptions {
   /** Send only the headers with this Content-Length, then wait for the answer. */
   announceLength?: number;
   timeoutMs?: number;
+  /** Default: a fresh connection per request (no state between test steps). */
+  agent?: http.Agent;
 }
 
 export interface Response {
@@ -30,11 +32,10 @@ export function request(url: string, options: RequestOptions = {}): Promise<Resp
   const headers: Record<string, string> = { ...options.headers };
   if (options.body) headers['content-length'] ??= String(options.body.length);
   if (options.announceLength !== undefined) headers['content-length'] = String(options.announceLength);
-  const agent = false; // a fresh connection per request: no state between test steps
   const requestOptions: https.RequestOptions = {
     method: options.method ?? (options.body || options.chunks || options.announceLength ? 'POST' : 'GET'),
     headers,
-    agent,
+    agent: options.agent ?? false,
     ca: options.ca,
     servername: 'localhost',
     timeout: options.timeoutMs ?? 30_000,

@@ -54,9 +54,23 @@ export async function makeTestCertificate(dir: string): Promise<void> {
     execFile(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout', path.join(dir, 'tls_key'), '-out', path.join(dir, 'tls_cert'),
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        path.join(dir, 'tls_key'),
+        '-out',
+        path.join(dir, 'tls_cert'),
       ],
       { timeout: 20_000 },
       (err, _stdout, stderr) => (err ? reject(new Error(`openssl failed: ${stderr || err.message}`)) : resolve()),
@@ -117,10 +131,15 @@ export async function renderNginxConfig(
 /** `nginx -t -c <conf>`: exit code and what it printed. */
 export function checkNginxConfig(confPath: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile(nginxBinary(), ['-t', '-q', '-e', 'stderr', '-c', confPath], { timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, output: `${stdout}${stderr}`.trim() });
-    });
+    execFile(
+      nginxBinary(),
+      ['-t', '-q', '-e', 'stderr', '-c', confPath],
+      { timeout: 20_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, output: `${stdout}${stderr}`.trim() });
+      },
+    );
   });
 }
 

@@ -4,7 +4,7 @@
  * PGPASSWORD, so it never shows in `ps`. Exit codes: 0 success, anything else failure (both tools
  * stop at the first error with the options used here).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -18,6 +18,21 @@ export interface PgTool {
 }
 
 export class PgToolError extends Error {}
+
+/** Children still running, so that a SIGTERM to tracehouse can stop them (stopRunningTools). */
+const running = new Set<ChildProcess>();
+
+function track<T extends ChildProcess>(child: T): T {
+  running.add(child);
+  child.once('close', () => running.delete(child));
+  return child;
+}
+
+/** Sends SIGTERM to every pg_dump / pg_restore still running; their callers then fail and clean up. */
+export function stopRunningTools(): number {
+  for (const child of running) child.kill('SIGTERM');
+  return running.size;
+}
 
 const INSTALL_HINT =
   'install the PostgreSQL client programs (Debian/Ubuntu: apt-get install postgresql-client; their major ' +
@@ -50,7 +65,7 @@ const MAX_CAPTURE = 1_000_000;
 
 function runTool(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = track(spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -129,7 +144,7 @@ export async function streamArchiveSql(
   args: string[],
   onLine: (line: string) => void | Promise<void>,
 ): Promise<void> {
-  const child = spawn(tool.path, [...args, '--file=-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(tool.path, [...args, '--file=-'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     if (stderr.length < MAX_CAPTURE) stderr += chunk;

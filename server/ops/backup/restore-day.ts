@@ -123,7 +123,7 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
     }
   }
   reporter.print(
-    `${ctx.dryRun ? 'dry run: nothing was written. The restore would' : 'restoring'} ${plans.length} day(s) from ${ctx.from} ` +
+    `${ctx.dryRun ? 'dry run: nothing was written. The restore would bring back' : 'restoring'} ${plans.length} day(s) from ${ctx.from} ` +
       `(snapshot ${manifest.snapshot.at}) into the live database ${ctx.databaseName}:\n` +
       formatTable(
         ['partition', 'backup rows', 'target rows', 'action'],

@@ -158,10 +158,11 @@ async function restoreWhole(
     `migrate to schema version ${known}; verify every partition's count and checksum against the manifest`,
   );
   if (contents.tracehouseSessions > 0) {
-    reporter.warn(
-      `${contents.tracehouseSessions} tracehouse session(s) are connected to ${databaseName}: stop every tracehouse ` +
-        'instance that uses it before restoring over it',
-    );
+    throw refusal([
+      `${contents.tracehouseSessions} connection(s) of a running tracehouse server are open to database ${databaseName}: ` +
+        'stop every tracehouse instance that uses it first (spans written during a whole-database restore would ' +
+        'collide with the restored ones), then run the restore again',
+    ]);
   }
   if (options.dryRun) {
     reporter.print(

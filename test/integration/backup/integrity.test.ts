@@ -203,6 +203,22 @@ describe('restore into a database that is not empty', () => {
     expect(restored.out).toContain('replace the empty tracehouse schema');
   });
 
+  it('refuses a whole-database restore while a tracehouse server is connected to the target', async () => {
+    const target = await extraDatabase();
+    const running = await startTestServer(target);
+    try {
+      await running.storage.ping(); // the server's pool holds a connection
+      const refused = await run('restore', ['--from', good], target);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain('connection(s) of a running tracehouse server are open to database');
+      expect(refused.err).toContain('stop every tracehouse instance that uses it first');
+    } finally {
+      await running.close();
+    }
+    const restored = await run('restore', ['--from', good], target);
+    expect(restored.code, restored.err).toBe(0);
+  });
+
   it('a backup of chosen days restores into an empty database with its trace summaries rebuilt', async () => {
     const dir = path.join(await tempDir(), 'days');
     const day = manifest.partitions.at(-1)!.name;

@@ -122,12 +122,20 @@ describe('deploy/nginx/nginx.conf with the real nginx', () => {
     const upstreams = new Set(
       (await nginx.accessLog()).filter((line) => line.uri === '/v1/traces').map((line) => line.upstream),
     );
-    expect([...upstreams].sort()).toEqual(instances.slice(0, 3).map((i) => `127.0.0.1:${i.port}`).sort());
+    expect([...upstreams].sort()).toEqual(
+      instances
+        .slice(0, 3)
+        .map((i) => `127.0.0.1:${i.port}`)
+        .sort(),
+    );
     await expectStoredOnce(ledger.acknowledged.keys());
   });
 
   it('carries a WebSocket stream through the proxy: every export acked after commit, every span stored once', async () => {
-    const exporter = new WsSpanExporter({ url: `${nginx.url().replace('https', 'wss')}/v1/traces/ws`, WebSocket: trustingWebSocket(ca) });
+    const exporter = new WsSpanExporter({
+      url: `${nginx.url().replace('https', 'wss')}/v1/traces/ws`,
+      WebSocket: trustingWebSocket(ca),
+    });
     const load = new ExportLoad(exporter, { exports: 400, spansPerExport: 5, concurrency: 16 });
     try {
       await load.run();
@@ -139,7 +147,11 @@ describe('deploy/nginx/nginx.conf with the real nginx', () => {
       failed: 0,
       errors: [],
     });
-    expect({ sent: exporter.stats.framesSent, acks: exporter.stats.acks, connections: exporter.stats.connections }).toEqual({
+    expect({
+      sent: exporter.stats.framesSent,
+      acks: exporter.stats.acks,
+      connections: exporter.stats.connections,
+    }).toEqual({
       sent: 400,
       acks: 400,
       connections: 1,
@@ -159,7 +171,10 @@ describe('deploy/nginx/nginx.conf with the real nginx', () => {
       ['proxy_read_timeout 75s;', 'proxy_read_timeout 3s;'],
       ['proxy_send_timeout 75s;', 'proxy_send_timeout 3s;'],
     ];
-    const pinging = await startProxy(instances.slice(0, 3).map((i) => i.port), scaled);
+    const pinging = await startProxy(
+      instances.slice(0, 3).map((i) => i.port),
+      scaled,
+    );
     const silent = await startInstance({ WS_PING_INTERVAL_MS: '60000' });
     const quiet = await startProxy([silent.port, silent.port, silent.port], scaled);
 
@@ -269,10 +284,13 @@ describe('deploy/nginx/nginx.conf with the real nginx', () => {
   it('speaks TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites', async () => {
     const handshake = (options: tls.ConnectionOptions) =>
       new Promise<{ protocol: string | null; cipher: string }>((resolve, reject) => {
-        const socket = tls.connect({ host: '127.0.0.1', port: nginx.rendered.ports.get(443)!, servername: 'localhost', ca, ...options }, () => {
-          resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name });
-          socket.end();
-        });
+        const socket = tls.connect(
+          { host: '127.0.0.1', port: nginx.rendered.ports.get(443)!, servername: 'localhost', ca, ...options },
+          () => {
+            resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name });
+            socket.end();
+          },
+        );
         socket.on('error', reject);
       });
     expect((await handshake({})).protocol).toBe('TLSv1.3');
