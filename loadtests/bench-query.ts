@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     spans: { type: 'string', default: '5000000' },
     samples: { type: 'string', default: '300' },
     'max-seconds': { type: 'string', default: '20' },
-    'warmup-seconds': { type: 'string', default: '10' },
+    'warmup-seconds': { type: 'string', default: '75' },
     keep: { type: 'boolean', default: false },
     'log-slow-ms': { type: 'string' },
   },
@@ -54,7 +54,8 @@ const DAY_MS = 86_400_000;
 const SEARCH_SERVICE = 'svc-3';
 const SEARCH_ROUTE = '/api/cart';
 
-const adminUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const adminUrl =
+  process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const database = `th_bench_query_${process.pid}`;
 const databaseUrl = (() => {
   const url = new URL(adminUrl);
@@ -151,7 +152,10 @@ async function seed(pool: pg.Pool): Promise<{ seconds: number; partitions: numbe
   const seedText = randomBytes(6).toString('hex');
   await pool.query('SELECT 1');
   const startedAt = Date.now();
-  await new PgPartitionManager(pool, pino({ level: 'warn' })).ensureRange(new Date(firstMs), new Date(now + 2 * DAY_MS));
+  await new PgPartitionManager(pool, pino({ level: 'warn' })).ensureRange(
+    new Date(firstMs),
+    new Date(now + 2 * DAY_MS),
+  );
   const chunk = 25_000;
   let next = 0;
   const worker = async () => {
@@ -174,10 +178,12 @@ async function seed(pool: pg.Pool): Promise<{ seconds: number; partitions: numbe
   await pool.query('ANALYZE spans');
   await pool.query('ANALYZE traces');
   await pool.query('ANALYZE operations');
-  const { rows } = await pool.query<{ n: number }>(
-    'SELECT count(DISTINCT tableoid)::int AS n FROM spans TABLESAMPLE SYSTEM (1)',
+  const seconds = (Date.now() - startedAt) / 1000;
+  const { rows } = await pool.query<{ partition: string; n: string }>(
+    'SELECT tableoid::regclass::text AS partition, count(*)::text AS n FROM spans GROUP BY 1 ORDER BY 1',
   );
-  return { seconds: (Date.now() - startedAt) / 1000, partitions: rows[0].n, firstMs };
+  console.log(`  per partition: ${rows.map((r) => `${r.partition} ${r.n}`).join(', ')}`);
+  return { seconds, partitions: rows.length, firstMs };
 }
 
 // ---- ingest load ------------------------------------------------------------------------------
@@ -278,7 +284,12 @@ function scenarios(traceIds: string[]): Scenario[] {
     )}`;
   const json = (status: number, body: Buffer, has: (v: Record<string, unknown[]>) => boolean) =>
     status === 200 && has(JSON.parse(body.toString()));
-  const scenario = (name: string, target: number, request: Scenario['request'], check: Scenario['check']): Scenario => ({
+  const scenario = (
+    name: string,
+    target: number,
+    request: Scenario['request'],
+    check: Scenario['check'],
+  ): Scenario => ({
     name,
     target,
     request,
@@ -346,7 +357,7 @@ async function main(): Promise<void> {
       await pool.query(`ALTER DATABASE ${database} SET log_min_duration_statement = ${Number(args['log-slow-ms'])}`);
     }
     const size = await pool.query<{ spans: string; bytes: string }>(
-      "SELECT count(*)::text AS spans, pg_size_pretty(pg_database_size(current_database())) AS bytes FROM spans",
+      'SELECT count(*)::text AS spans, pg_size_pretty(pg_database_size(current_database())) AS bytes FROM spans',
     );
     console.log(
       `seeded ${size.rows[0].spans} spans over ${seeded.partitions} daily partitions in ${seeded.seconds.toFixed(0)} s ` +
@@ -384,7 +395,7 @@ async function main(): Promise<void> {
     console.log(`  sustained maximum ${maxRate.toFixed(0)} spans/s; half: ${halfRate.toFixed(0)} spans/s`);
 
     const list = scenarios(traceIds);
-    const expectedSeconds = WARMUP_SECONDS + (list.length * SAMPLES * 0.06 + 30);
+    const expectedSeconds = 1.5 * (WARMUP_SECONDS + list.length * SAMPLES * 0.05 + 30);
     const halfBodies = encodeBodies(Math.ceil((expectedSeconds * halfRate) / SPANS_PER_REQUEST) + 100);
     const load = new IngestLoad(ingestUrl, halfBodies);
     const concurrency = 4;

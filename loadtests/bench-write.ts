@@ -143,6 +143,7 @@ function makeRows(count: number): SpanRow[] {
       droppedAttributesCount: 0,
       droppedEventsCount: 0,
       droppedLinksCount: 0,
+      samplingWeight: 1,
       sizeBytes: 1200,
     });
   }
@@ -159,7 +160,7 @@ interface Writers {
 
 function toUnnestParams(batch: SpanBatch): unknown[] {
   const ts = new TimestampFormatter();
-  const cols: unknown[][] = Array.from({ length: 26 }, () => new Array(batch.rows.length));
+  const cols: unknown[][] = Array.from({ length: SPAN_COLUMNS.length }, () => new Array(batch.rows.length));
   batch.rows.forEach((r, i) => {
     const values = [
       batch.tenant,
@@ -188,8 +189,9 @@ function toUnnestParams(batch: SpanBatch): unknown[] {
       r.droppedAttributesCount,
       r.droppedEventsCount,
       r.droppedLinksCount,
+      r.samplingWeight,
     ];
-    for (let c = 0; c < 26; c++) cols[c][i] = values[c];
+    for (let c = 0; c < SPAN_COLUMNS.length; c++) cols[c][i] = values[c];
   });
   return cols;
 }

@@ -15,9 +15,11 @@ import type { Config } from './config.js';
 import { Readiness, registerProbes } from './ops/health.js';
 import type { Metrics } from './ops/metrics.js';
 import { registerMetricsRoute } from './ops/metrics-route.js';
+import { SpanMetrics } from './ops/span-metrics.js';
 import { registerQueryApi } from './query/index.js';
 import { IngestPipeline } from './receive/ingest.js';
 import { registerOtlpHttp } from './receive/otlp-http.js';
+import { Sampler } from './receive/sampler.js';
 import { WS_INGEST_PATH, registerOtlpWebSocket } from './receive/otlp-websocket.js';
 import type { Storage } from './storage/types.js';
 
@@ -72,6 +74,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     isDraining: () => state.draining,
     limiter: rateLimits.limiter,
+    sampler: new Sampler(config.sampling),
+    spanMetrics: new SpanMetrics(metrics.registry, config.spanMetrics, deps.now),
     now: deps.now,
   });
   const readiness = new Readiness({

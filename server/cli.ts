@@ -4,6 +4,7 @@
  * verify, partitions, migrate --check) live in cli-ops.ts. Returns the process exit code.
  */
 import { AUTH_USAGE, runTenantRoleCommand, runTokenCommand } from './cli-auth.js';
+import { CANARY_USAGE, runCanaryCommand } from './cli-canary.js';
 import { OPS_COMMANDS, OPS_USAGE, runOpsCommand } from './cli-ops.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './ops/logger.js';
@@ -17,6 +18,7 @@ commands:
   migrate   apply database migrations to DATABASE_URL (or the embedded PostgreSQL) and exit
 ${AUTH_USAGE}
 ${OPS_USAGE}
+${CANARY_USAGE}
   help      show this text
 
 \`tracehouse <command> --help\` describes a command's options
@@ -29,7 +31,7 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (!['serve', 'migrate', 'token', 'tenant-role', ...OPS_COMMANDS].includes(command)) {
+  if (!['serve', 'migrate', 'token', 'tenant-role', 'canary', ...OPS_COMMANDS].includes(command)) {
     process.stderr.write(`tracehouse: unknown command '${command}'\n${USAGE}\n`);
     return 2;
   }
@@ -45,8 +47,9 @@ export async function runCli(argv: string[]): Promise<number> {
     return runOpsCommand(command, argv.slice(1), config);
   }
   const log = createLogger(config.server.logLevel);
-  if (command === 'token' || command === 'tenant-role') {
+  if (command === 'token' || command === 'tenant-role' || command === 'canary') {
     try {
+      if (command === 'canary') return await runCanaryCommand(argv.slice(1), log);
       return await (command === 'token'
         ? runTokenCommand(argv.slice(1), config)
         : runTenantRoleCommand(argv.slice(1), config, log));

@@ -85,6 +85,27 @@ export interface CacheConfig {
   commandTimeoutMs: number;
 }
 
+/** A sampling rate per tenant, and per service of that tenant (each 0..1). */
+export interface TenantSampling {
+  rate?: number;
+  services?: Record<string, number>;
+}
+
+/** Server-side consistent probabilistic sampling by trace id (receive/sampler.ts). */
+export interface SamplingConfig {
+  rate: number; // 0..1 of traces kept; 1 keeps everything
+  overrides: Record<string, TenantSampling> | undefined; // by tenant
+  keepErrors: boolean; // spans with status error are kept whatever the rate
+}
+
+/** Span-derived RED and service-graph metrics on /metrics (ops/span-metrics.ts). */
+export interface SpanMetricsConfig {
+  maxSeries: number; // label sets of traces_spanmetrics_*; beyond: the __overflow__ series; 0 turns them off
+  maxEdges: number; // client/server pairs of traces_service_graph_*; beyond: the __overflow__ edge
+  serviceGraphWaitMs: number; // how long a client or server span waits for its other half
+  serviceGraphMaxPending: number; // spans waiting for their other half; more are dropped (counted)
+}
+
 export interface LifecycleConfig {
   shutdownDelayMs: number; // /ready is 503 this long before the listener closes
   drainTimeoutMs: number; // hard deadline for committing what is queued
@@ -100,6 +121,8 @@ export interface Config {
   auth: AuthConfig;
   limits: LimitsConfig;
   cache: CacheConfig;
+  sampling: SamplingConfig;
+  spanMetrics: SpanMetricsConfig;
   lifecycle: LifecycleConfig;
 }
 
@@ -167,6 +190,8 @@ export const DEFAULTS: Config = {
     overrides: undefined,
   },
   cache: { redisUrl: undefined, keyPrefix: 'th:', commandTimeoutMs: 100 },
+  sampling: { rate: 1, overrides: undefined, keepErrors: true },
+  spanMetrics: { maxSeries: 5000, maxEdges: 1000, serviceGraphWaitMs: 10_000, serviceGraphMaxPending: 10_000 },
   lifecycle: { shutdownDelayMs: 0, drainTimeoutMs: 20_000 },
 };
 
@@ -174,7 +199,7 @@ type Section = keyof Config;
 interface EnvKey {
   section: Section;
   key: string;
-  kind: 'int' | 'string' | 'bool' | 'list' | 'json' | 'map';
+  kind: 'int' | 'number' | 'string' | 'bool' | 'list' | 'json' | 'map';
   unit: string;
   description: string;
 }
@@ -234,6 +259,13 @@ export const ENV_KEYS: Record<string, EnvKey> = {
   REDIS_URL: { section: 'cache', key: 'redisUrl', kind: 'string', unit: '', description: 'Redis URL; unset: in-process state (one instance)' },
   REDIS_KEY_PREFIX: { section: 'cache', key: 'keyPrefix', kind: 'string', unit: '', description: 'prefix of every Redis key' },
   REDIS_COMMAND_TIMEOUT_MS: { section: 'cache', key: 'commandTimeoutMs', kind: 'int', unit: 'ms', description: 'slower Redis commands fail over to local state' },
+  SAMPLING_RATE: { section: 'sampling', key: 'rate', kind: 'number', unit: 'ratio', description: 'share of traces kept (0..1), chosen consistently by trace id on every instance; 1 keeps all' },
+  SAMPLING_OVERRIDES: { section: 'sampling', key: 'overrides', kind: 'json', unit: '', description: 'per-tenant and per-service rates, JSON: {"acme": {"rate": 0.1, "services": {"checkout": 1}}}' },
+  SAMPLING_KEEP_ERRORS: { section: 'sampling', key: 'keepErrors', kind: 'bool', unit: '', description: 'spans with status error are kept whatever the rate' },
+  SPAN_METRICS_MAX_SERIES: { section: 'spanMetrics', key: 'maxSeries', kind: 'int', unit: 'series', description: 'label sets of traces_spanmetrics_*; more go to the `__overflow__` series; 0 turns span metrics off' },
+  SERVICE_GRAPH_MAX_EDGES: { section: 'spanMetrics', key: 'maxEdges', kind: 'int', unit: 'edges', description: 'client/server pairs of traces_service_graph_*; more go to the `__overflow__` edge' },
+  SERVICE_GRAPH_WAIT_MS: { section: 'spanMetrics', key: 'serviceGraphWaitMs', kind: 'int', unit: 'ms', description: 'how long a client or server span waits for its other half' },
+  SERVICE_GRAPH_MAX_PENDING: { section: 'spanMetrics', key: 'serviceGraphMaxPending', kind: 'int', unit: 'spans', description: 'spans waiting for their other half; more are dropped and counted' },
   SHUTDOWN_DELAY_MS: { section: 'lifecycle', key: 'shutdownDelayMs', kind: 'int', unit: 'ms', description: '/ready is 503 this long before closing' },
   DRAIN_TIMEOUT_MS: { section: 'lifecycle', key: 'drainTimeoutMs', kind: 'int', unit: 'ms', description: 'deadline to commit queued spans on SIGTERM' },
 };
@@ -258,6 +290,11 @@ function parseEnvValue(name: string, spec: EnvKey, raw: string): unknown {
     throw new ConfigError(`${name} must be 1 or 0 (true or false), got '${raw}'`);
   }
   if (spec.kind === 'map') return parseMap(name, raw);
+  if (spec.kind === 'number') {
+    const number = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(number)) throw new ConfigError(`${name} must be a number, got '${raw}'`);
+    return number;
+  }
   if (spec.kind === 'json') {
     try {
       return JSON.parse(raw) as unknown;
@@ -328,6 +365,45 @@ export function validateConfig(config: Config): void {
   validateAuth(config.auth);
   validateLimits(config.limits);
   requireRange('REDIS_COMMAND_TIMEOUT_MS', config.cache.commandTimeoutMs, 1, 10_000);
+  validateSampling(config.sampling);
+  requireRange('SPAN_METRICS_MAX_SERIES', config.spanMetrics.maxSeries, 0, 1_000_000);
+  requireRange('SERVICE_GRAPH_MAX_EDGES', config.spanMetrics.maxEdges, 1, 1_000_000);
+  requireRange('SERVICE_GRAPH_WAIT_MS', config.spanMetrics.serviceGraphWaitMs, 100, 600_000);
+  requireRange('SERVICE_GRAPH_MAX_PENDING', config.spanMetrics.serviceGraphMaxPending, 1, 10_000_000);
+}
+
+function validateSampling(sampling: SamplingConfig): void {
+  requireRange('SAMPLING_RATE', sampling.rate, 0, 1);
+  if (sampling.overrides === undefined) return;
+  if (typeof sampling.overrides !== 'object' || sampling.overrides === null || Array.isArray(sampling.overrides)) {
+    throw new ConfigError('SAMPLING_OVERRIDES must be a JSON object keyed by tenant');
+  }
+  for (const [tenant, override] of Object.entries(sampling.overrides)) {
+    const problem = tenantProblem(tenant);
+    if (problem) throw new ConfigError(`SAMPLING_OVERRIDES: tenant '${tenant.slice(0, 40)}' ${problem}`);
+    if (typeof override !== 'object' || override === null || Array.isArray(override)) {
+      throw new ConfigError(`SAMPLING_OVERRIDES.${tenant} must be an object: {"rate": 0.1, "services": {"name": 1}}`);
+    }
+    for (const field of Object.keys(override)) {
+      if (field !== 'rate' && field !== 'services') {
+        throw new ConfigError(`SAMPLING_OVERRIDES.${tenant}.${field} is unknown; use rate, services`);
+      }
+    }
+    if (override.rate !== undefined) requireRate(`SAMPLING_OVERRIDES.${tenant}.rate`, override.rate);
+    if (override.services === undefined) continue;
+    if (typeof override.services !== 'object' || override.services === null || Array.isArray(override.services)) {
+      throw new ConfigError(`SAMPLING_OVERRIDES.${tenant}.services must be an object of service name → rate`);
+    }
+    for (const [service, rate] of Object.entries(override.services)) {
+      requireRate(`SAMPLING_OVERRIDES.${tenant}.services.${service.slice(0, 60)}`, rate);
+    }
+  }
+}
+
+function requireRate(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
+    throw new ConfigError(`${name} must be a number between 0 and 1, got ${JSON.stringify(value)}`);
+  }
 }
 
 function validateTenantRetention(storage: StorageConfig): void {

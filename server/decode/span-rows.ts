@@ -5,6 +5,7 @@
  * REJECT_REASONS).
  */
 import type { DecodeContext } from './decode-context.js';
+import { sdkSamplingWeight } from './ot-tracestate.js';
 import type { SpanRow } from './types.js';
 
 /** A span as decoded, before validation. Ids are null when missing or malformed. */
@@ -140,6 +141,7 @@ export function acceptSpan(ctx: DecodeContext, d: SpanDraft): void {
     droppedAttributesCount: d.droppedAttributesCount,
     droppedEventsCount: d.droppedEventsCount,
     droppedLinksCount: d.droppedLinksCount,
+    samplingWeight: d.traceState === '' ? 1 : sdkSamplingWeight(d.traceState),
     sizeBytes:
       ROW_OVERHEAD_BYTES +
       ctx.sharedSizeBytes +

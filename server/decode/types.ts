@@ -68,6 +68,11 @@ export interface SpanRow {
   droppedAttributesCount: number;
   droppedEventsCount: number;
   droppedLinksCount: number;
+  /**
+   * How many spans this one stands for (>= 1): the SDK's adjusted count from tracestate `ot=th:…`
+   * (decode), multiplied by tracehouse's own sampler's (receive/sampler.ts). 1 when nothing sampled.
+   */
+  samplingWeight: number;
   /** Approximate bytes this row holds in memory, used by the queue's byte limit. */
   sizeBytes: number;
 }

@@ -3,6 +3,9 @@
  * buildApp() in tests has its own. Names use base units and `_total`, as the OTel Collector and
  * Tempo do. Accounting identity, per tenant:
  *   spans_received_total = spans_accepted_total + spans_rejected_total + spans_refused_total
+ *                          + spans_sampled_out_total
+ * (sampled-out spans are neither stored nor rejected: the client is told 200, they were handled).
+ * The span-derived metrics (traces_spanmetrics_*, traces_service_graph_*) are in span-metrics.ts.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import { AUTH_FAILURE_REASONS } from '../auth/failures.js';
@@ -37,6 +40,7 @@ export interface Metrics {
   spansRejected: Counter<'tenant' | 'transport' | 'reason'>;
   spansRefused: Counter<'tenant' | 'transport' | 'reason'>;
   spansDuplicate: Counter<'tenant'>;
+  spansSampledOut: Counter<'tenant' | 'transport'>;
   valuesSanitized: Counter<'kind'>;
   requestsRejected: Counter<'transport' | 'code'>;
   requestsRefused: Counter<'transport' | 'reason'>;
@@ -89,6 +93,12 @@ export function createMetrics(registry: Registry): Metrics {
       name: 'tracehouse_spans_duplicate_total',
       help: 'Accepted spans that were already stored (client retries absorbed by the idempotency key).',
       labelNames: ['tenant'],
+      registers,
+    }),
+    spansSampledOut: new Counter({
+      name: 'tracehouse_spans_sampled_out_total',
+      help: 'Spans dropped by server-side sampling (SAMPLING_RATE, SAMPLING_OVERRIDES); answered 200, not stored.',
+      labelNames: ['tenant', 'transport'],
       registers,
     }),
     valuesSanitized: new Counter({

@@ -59,14 +59,10 @@ export class TraceQueries {
       const spans = await this.#reader.getTraceSpans(tenant, traceId, window);
       return spans.length > 0 ? spans : undefined;
     }
-    const summary = await this.#reader.getTraceSummary(tenant, traceId);
-    if (summary === undefined) return undefined;
+    const trace = await this.#reader.getTrace(tenant, traceId);
+    if (trace === undefined) return undefined;
+    const { summary, spans } = trace;
     this.#offer('trace window', () => this.#cache.setTraceWindow(tenant, traceId, summary));
-    const spans = await this.#reader.getTraceSpans(tenant, traceId, {
-      startUnixNano: summary.firstStartUnixNano,
-      endUnixNano: summary.lastEndUnixNano,
-    });
-    if (spans.length === 0) return undefined; // its partitions were dropped by retention
     this.#offer('trace', () => this.#cache.setTrace(tenant, traceId, summary, spans));
     return spans;
   }

@@ -1,7 +1,8 @@
 /**
- * The one ingest path shared by every transport: decode → admit → wait for commit, with every
- * span counted exactly once as accepted, rejected or refused. Transports only move bytes in and
- * turn the IngestOutcome (or the thrown TracehouseError) into their own answer via otlp-status.
+ * The one ingest path shared by every transport: decode → sample → admit → wait for commit, with
+ * every span counted exactly once as accepted, rejected, refused or sampled out. Committed spans
+ * then feed the span-derived metrics. Transports only move bytes in and turn the IngestOutcome (or
+ * the thrown TracehouseError) into their own answer via otlp-status.
  */
 import { BatchFailure, type Batcher, type RefusalCode } from '../batch/batcher.js';
 import type { RateDecision, RateLimiter } from '../cache/rate-limiter.js';
@@ -10,10 +11,15 @@ import { decodeExportRequest } from '../decode/index.js';
 import type { DecodedRequest, TimeWindow, WireFormat } from '../decode/types.js';
 import { TracehouseError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { SpanMetrics } from '../ops/span-metrics.js';
+import type { Sampler } from './sampler.js';
 
 export type Transport = 'http' | 'websocket';
 
-/** A committed request: what the client is told in a 200 (partial success when rejected > 0). */
+/**
+ * A committed request: what the client is told in a 200 (partial success when rejected > 0).
+ * Sampled-out spans are in neither count: they were handled, not rejected.
+ */
 export interface IngestOutcome {
   accepted: number;
   rejected: number;
@@ -28,6 +34,10 @@ export interface IngestDeps {
   isDraining: () => boolean;
   /** Per-tenant rate limits; without one, nothing is limited. */
   limiter?: RateLimiter;
+  /** Server-side sampling; without one, every span is kept. */
+  sampler?: Sampler;
+  /** Span-derived metrics, fed with committed spans; without one, none. */
+  spanMetrics?: SpanMetrics;
   now?: () => number; // ms since epoch; tests move the clock
 }
 
@@ -102,35 +112,46 @@ export class IngestPipeline {
     }
     this.#countDecoded(decoded, tenant, transport);
     const rejected = decoded.spanCount - decoded.rows.length;
-    const outcome = { accepted: decoded.rows.length, rejected, rejectMessage: decoded.rejectMessage, duplicates: 0 };
-    if (decoded.rows.length === 0) return outcome;
+    const rows = this.#sample(tenant, transport, decoded.rows);
+    const outcome = { accepted: rows.length, rejected, rejectMessage: decoded.rejectMessage, duplicates: 0 };
+    if (rows.length === 0) return outcome;
     if (limiter) {
-      const decision = await limiter.take(tenant, { spans: decoded.rows.length, bytes: 0 });
+      const decision = await limiter.take(tenant, { spans: rows.length, bytes: 0 });
       if (!decision.allowed) {
-        metrics.spansRefused.inc({ tenant, transport, reason: 'rate_limited' }, decoded.rows.length);
+        metrics.spansRefused.inc({ tenant, transport, reason: 'rate_limited' }, rows.length);
         throw this.#rateLimited(tenant, decision);
       }
     }
 
-    const admission = batcher.offer({ tenant, rows: decoded.rows });
+    const admission = batcher.offer({ tenant, rows });
     if (!admission.accepted) {
-      metrics.spansRefused.inc({ tenant, transport, reason: refuseReason(admission.code) }, decoded.rows.length);
+      metrics.spansRefused.inc({ tenant, transport, reason: refuseReason(admission.code) }, rows.length);
       throw new TracehouseError(admission.code);
     }
     try {
       const result = await admission.committed;
-      metrics.spansAccepted.inc({ tenant, transport }, decoded.rows.length);
+      metrics.spansAccepted.inc({ tenant, transport }, rows.length);
       if (result.duplicates > 0) metrics.spansDuplicate.inc({ tenant }, result.duplicates);
+      this.#deps.spanMetrics?.record(tenant, rows);
       return { ...outcome, duplicates: result.duplicates };
     } catch (err) {
       if (!(err instanceof BatchFailure)) throw err;
       if (err.code === 'TH_ERR_STORAGE_REJECTED_DATA') {
-        metrics.spansRejected.inc({ tenant, transport, reason: 'storage_rejected_data' }, decoded.rows.length);
+        metrics.spansRejected.inc({ tenant, transport, reason: 'storage_rejected_data' }, rows.length);
       } else {
-        metrics.spansRefused.inc({ tenant, transport, reason: refuseReason(err.code) }, decoded.rows.length);
+        metrics.spansRefused.inc({ tenant, transport, reason: refuseReason(err.code) }, rows.length);
       }
       throw new TracehouseError(err.code, err.message);
     }
+  }
+
+  /** The rows the sampler keeps (all of them without one); the others counted as sampled out. */
+  #sample(tenant: string, transport: Transport, rows: DecodedRequest['rows']): DecodedRequest['rows'] {
+    const sampler = this.#deps.sampler;
+    if (sampler === undefined || !sampler.enabled || rows.length === 0) return rows;
+    const { kept, sampledOut } = sampler.apply(tenant, rows);
+    if (sampledOut > 0) this.#deps.metrics.spansSampledOut.inc({ tenant, transport }, sampledOut);
+    return kept;
   }
 
   #rateLimited(tenant: string, decision: Exclude<RateDecision, { allowed: true }>): TracehouseError {

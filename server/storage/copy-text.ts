@@ -92,6 +92,6 @@ function encodeRow(tenant: string, r: SpanRow, ts: TimestampFormatter): string {
     `${r.statusCode}\t${escapeCopyText(r.statusMessage)}\t${escapeCopyText(r.attributes)}\t` +
     `${escapeCopyText(r.resourceAttributes)}\t${escapeCopyText(r.scopeName)}\t${escapeCopyText(r.scopeVersion)}\t` +
     `${escapeCopyText(r.scopeAttributes)}\t${escapeCopyText(r.events)}\t${escapeCopyText(r.links)}\t` +
-    `${r.droppedAttributesCount}\t${r.droppedEventsCount}\t${r.droppedLinksCount}\n`
+    `${r.droppedAttributesCount}\t${r.droppedEventsCount}\t${r.droppedLinksCount}\t${r.samplingWeight}\n`
   );
 }

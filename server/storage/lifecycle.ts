@@ -59,6 +59,7 @@ export async function partitionStats(pool: pg.Pool, options: { exact: boolean })
 
 const DELETE_TENANT_TRACES_BEFORE = 'DELETE FROM traces WHERE tenant = $1 AND last_end < $2';
 const DELETE_TENANT_OPERATIONS_BEFORE = 'DELETE FROM operations WHERE tenant = $1 AND last_seen < $2';
+const DELETE_TENANT_RED_MINUTES_BEFORE = 'DELETE FROM red_minute WHERE tenant = $1 AND minute < $2';
 
 /**
  * Deletes (or with dryRun only counts) one tenant's spans that started before `before`. Returns
@@ -100,6 +101,7 @@ export async function deleteTenantBefore(
   if (!options.dryRun) {
     await pool.query(DELETE_TENANT_TRACES_BEFORE, [tenant, before]);
     await pool.query(DELETE_TENANT_OPERATIONS_BEFORE, [tenant, before]);
+    await pool.query(DELETE_TENANT_RED_MINUTES_BEFORE, [tenant, before]);
   }
   return total;
 }

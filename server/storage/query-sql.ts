@@ -28,6 +28,23 @@ SELECT ${SUMMARY_COLUMNS}
  WHERE t.tenant = $1 AND t.trace_id = $2`;
 
 /**
+ * A whole trace in one round trip: the summary (columns prefixed t_) and every span, the spans
+ * read by primary key within [first_start, last_end] of the summary, so at run time every
+ * partition the trace does not live in is pruned. No row: no such trace, or its spans are gone.
+ * $1 tenant, $2 trace id.
+ */
+export const SELECT_TRACE = `
+SELECT t.first_start_unix_nano AS t_first_start_unix_nano, t.last_end_unix_nano AS t_last_end_unix_nano,
+       t.span_count AS t_span_count, t.error_count AS t_error_count, t.root_service_name AS t_root_service_name,
+       t.root_span_name AS t_root_span_name, t.updated_at AS t_updated_at,
+       ${SPAN_COLUMNS_FOR_READ}
+  FROM traces t
+  JOIN spans s
+    ON s.tenant = t.tenant AND s.trace_id = t.trace_id AND s.start_time >= t.first_start AND s.start_time <= t.last_end
+ WHERE t.tenant = $1 AND t.trace_id = $2
+ ORDER BY s.start_time_unix_nano, s.span_id`;
+
+/**
  * $1 tenant, $2 trace id, $3 / $4 the trace's first start and last end: the time predicate prunes
  * every partition the trace does not live in.
  */

@@ -5,8 +5,11 @@
  */
 import type { SpanRow } from '../decode/types.js';
 
-/** A stored span as read back: the writer's row without its queue bookkeeping. JSON columns are text. */
-export type StoredSpan = Omit<SpanRow, 'sizeBytes'>;
+/**
+ * A stored span as read back: the writer's row without its queue bookkeeping (nor its sampling
+ * weight, which the query APIs do not show). JSON columns are text.
+ */
+export type StoredSpan = Omit<SpanRow, 'sizeBytes' | 'samplingWeight'>;
 
 /** The per-trace summary maintained at ingest (the `traces` table). */
 export interface TraceSummary {
@@ -96,6 +99,12 @@ export interface AttributeRef {
 }
 
 export interface TraceReader {
+  /**
+   * The trace's summary and spans (sorted by start time) in one round trip, reading only the
+   * partitions between its first start and last end; undefined when this tenant has no such trace
+   * or none of its spans is stored any more.
+   */
+  getTrace(tenant: string, traceId: Buffer): Promise<{ summary: TraceSummary; spans: StoredSpan[] } | undefined>;
   /** The trace's summary, or undefined when this tenant has no such trace. One indexed lookup. */
   getTraceSummary(tenant: string, traceId: Buffer): Promise<TraceSummary | undefined>;
   /**

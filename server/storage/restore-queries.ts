@@ -25,7 +25,7 @@ import {
   type ServerVersion,
   type SnapshotPartition,
 } from './backup-queries.js';
-import { CREATE_STAGE, INSERT_FROM_STAGE } from './sql.js';
+import { CREATE_STAGE, INSERT_FROM_STAGE, REBUILD_RED_MINUTES } from './sql.js';
 
 export interface TargetObject {
   /** table, partitioned table, view, materialized view, sequence, foreign table, function */
@@ -233,16 +233,27 @@ export class RestoreTarget {
     await this.#client.query('ROLLBACK').catch(() => undefined);
   }
 
-  /** Rebuilds `traces` and `operations` from every stored span (after a restore that did not carry them). */
-  async rebuildSummaries(): Promise<{ traces: number; operations: number }> {
+  /**
+   * Rebuilds `traces`, `operations` and (when the restored schema has it) `red_minute` from every
+   * stored span (after a restore that did not carry them).
+   */
+  async rebuildSummaries(): Promise<{ traces: number; operations: number; redMinutes: number }> {
     await this.#client.query('BEGIN');
     try {
       await this.#client.query('DELETE FROM traces');
       const traces = await this.#client.query(REBUILD_TRACES);
       await this.#client.query('DELETE FROM operations');
       const operations = await this.#client.query(REBUILD_OPERATIONS);
+      let redMinutes = 0;
+      const { rows } = await this.#client.query<{ present: boolean }>(
+        "SELECT to_regclass('red_minute') IS NOT NULL AS present",
+      );
+      if (rows[0].present) {
+        await this.#client.query('DELETE FROM red_minute');
+        redMinutes = (await this.#client.query(REBUILD_RED_MINUTES)).rowCount ?? 0;
+      }
       await this.#client.query('COMMIT');
-      return { traces: traces.rowCount ?? 0, operations: operations.rowCount ?? 0 };
+      return { traces: traces.rowCount ?? 0, operations: operations.rowCount ?? 0, redMinutes };
     } catch (err) {
       await this.#client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -277,7 +288,9 @@ export class RestoreTarget {
 
   /**
    * Deletes every row of one partition and makes the summaries of the traces it touched exact
-   * again (recomputed from the spans that remain), in one transaction. Returns the rows deleted.
+   * again (recomputed from the spans that remain), in one transaction; the RED rollup minutes of
+   * those spans go too (a minute's spans all lie in one day partition), so reloading the day counts
+   * them once. Returns the rows deleted.
    */
   async emptyPartition(partition: Pick<SnapshotPartition, 'schema' | 'name'>): Promise<number> {
     const client = this.#client;
@@ -285,8 +298,11 @@ export class RestoreTarget {
     await client.query('BEGIN');
     try {
       const { rows } = await client.query<{ n: string }>(
-        `WITH gone AS (DELETE FROM ${qualify(partition.schema, partition.name)} RETURNING tenant, trace_id),
-              noted AS (INSERT INTO pg_temp.th_affected SELECT DISTINCT tenant, trace_id FROM gone)
+        `WITH gone AS (DELETE FROM ${qualify(partition.schema, partition.name)} RETURNING tenant, trace_id, start_time),
+              noted AS (INSERT INTO pg_temp.th_affected SELECT DISTINCT tenant, trace_id FROM gone),
+              red AS (DELETE FROM red_minute
+                       WHERE minute >= (SELECT date_bin('1 minute', min(start_time), TIMESTAMPTZ '2000-01-01 00:00:00+00') FROM gone)
+                         AND minute <= (SELECT max(start_time) FROM gone))
          SELECT count(*)::text AS n FROM gone`,
       );
       await client.query(RECOMPUTE_AFFECTED_TRACES);

@@ -226,8 +226,9 @@ export function buildTraceSummaries(
 
 /**
  * For each trace, its spans matching the query's span conditions within the trace's own
- * [first start, last end] ∩ the query window: the first `perTrace`, and how many. One primary-key
- * lookup per trace, whose tight time range prunes every other partition.
+ * [first start, last end] ∩ the query window: the first `perTrace`, and how many. Each trace is
+ * read by its primary key, then filtered: `OFFSET 0` keeps the conditions out of that lookup, so
+ * the planner cannot trade it for an attribute index scan repeated for every trace.
  */
 export function buildMatchingSpans(
   tenant: string,
@@ -239,11 +240,11 @@ export function buildMatchingSpans(
   const $ids = params.add(traces.map((t) => t.traceId));
   const $firsts = params.add(traces.map((t) => nanosToTimestamptz(t.firstStartUnixNano)));
   const $lasts = params.add(traces.map((t) => nanosToTimestamptz(t.lastEndUnixNano)));
-  const where =
-    `s.tenant = ${params.add(tenant)} AND s.trace_id = tr.id` +
-    `\n         AND s.start_time >= greatest(tr.first_start, ${params.add(nanosToTimestamptz(query.window.startUnixNano))}::timestamptz)` +
-    `\n         AND s.start_time <= least(tr.last_end, ${params.add(nanosToTimestamptz(query.window.endUnixNano))}::timestamptz)` +
-    andAll(query.spanConditions, params);
+  const $tenant = params.add(tenant);
+  const $from = params.add(nanosToTimestamptz(query.window.startUnixNano));
+  const $to = params.add(nanosToTimestamptz(query.window.endUnixNano));
+  const conditions = query.spanConditions.map((c) => spanConditionSql(c, params));
+  const where = conditions.length > 0 ? `\n     WHERE ${conditions.join('\n       AND ')}` : '';
   const text = `
 SELECT x.*
   FROM unnest(${$ids}::bytea[], ${$firsts}::timestamptz[], ${$lasts}::timestamptz[]) AS tr(id, first_start, last_end)
@@ -251,8 +252,11 @@ SELECT x.*
     SELECT ${SPAN_COLUMNS_FOR_READ},
            row_number() OVER (ORDER BY s.start_time_unix_nano, s.span_id) AS rn,
            count(*) OVER ()::int AS matched
-      FROM spans s
-     WHERE ${where}
+      FROM (SELECT * FROM spans p
+             WHERE p.tenant = ${$tenant} AND p.trace_id = tr.id
+               AND p.start_time >= greatest(tr.first_start, ${$from}::timestamptz)
+               AND p.start_time <= least(tr.last_end, ${$to}::timestamptz)
+            OFFSET 0) s${where}
   ) x
  WHERE x.rn <= ${params.add(perTrace)}
  ORDER BY x.trace_id, x.rn`;

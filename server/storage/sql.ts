@@ -42,6 +42,9 @@ export const DELETE_TRACES_ENDED_BEFORE = 'DELETE FROM traces WHERE last_end < $
 /** Catalog rows whose operation has no span left after retention. */
 export const DELETE_OPERATIONS_LAST_SEEN_BEFORE = 'DELETE FROM operations WHERE last_seen < $1';
 
+/** RED rollup minutes past retention. */
+export const DELETE_RED_MINUTES_BEFORE = 'DELETE FROM red_minute WHERE minute < $1';
+
 // ---- span writer ------------------------------------------------------------------------------
 
 /** Column order of the COPY text rows built by copy-text.ts; must match it exactly. */
@@ -72,15 +75,18 @@ export const SPAN_COLUMNS = [
   'dropped_attributes_count',
   'dropped_events_count',
   'dropped_links_count',
+  'sampling_weight',
 ] as const;
 
 const COLUMN_LIST = SPAN_COLUMNS.join(', ');
 
 /**
  * The per-connection staging table. TEMP: not WAL-logged, invisible to other sessions, gone with
- * the session. ON COMMIT DELETE ROWS: every transaction starts with it empty.
+ * the session. ON COMMIT DELETE ROWS: every transaction starts with it empty. INCLUDING DEFAULTS:
+ * a COPY without a newer column (a day restored from an older backup) gets its default.
  */
-export const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans) ON COMMIT DELETE ROWS';
+export const CREATE_STAGE =
+  'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans INCLUDING DEFAULTS) ON COMMIT DELETE ROWS';
 
 export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${COLUMN_LIST}) FROM STDIN`;
 
@@ -116,7 +122,7 @@ ON CONFLICT (tenant, trace_id) DO UPDATE SET
 
 const RETURNING_FOR_TRACES =
   'RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time, ' +
-  'start_time_unix_nano, end_time_unix_nano, status_code';
+  'start_time_unix_nano, end_time_unix_nano, status_code, duration_ns, sampling_weight';
 
 /**
  * How far operations.last_seen may lag behind the newest span of its operation. The catalog row is
@@ -149,9 +155,57 @@ ON CONFLICT (tenant, service_name, span_name, span_kind) DO UPDATE SET
   last_seen = greatest(o.last_seen, excluded.last_seen)`;
 
 /**
+ * Upper bounds (ns) of the cumulative duration buckets of red_minute.duration_buckets, the +Inf
+ * bucket last. The same as migration 000004's tracehouse_red_bucket_bounds_ms() (a test compares).
+ */
+export const RED_BUCKET_BOUNDS_NS = [
+  500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000,
+  500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000, 30_000_000_000,
+] as const;
+
+/** Concurrent writers upsert red_minute rows of slot pg_backend_pid() % this, so they seldom share a row lock. */
+const RED_WRITER_SLOTS = 8;
+
+const RED_BUCKET_SUMS = [
+  ...RED_BUCKET_BOUNDS_NS.map((bound) => `coalesce(sum(sampling_weight) FILTER (WHERE duration_ns <= ${bound}), 0)`),
+  'sum(sampling_weight)',
+].join(',\n             ');
+
+/**
+ * The per-minute RED rollup upsert over `ins` (newly inserted rows only, so replays never count
+ * twice), weighted by sampling_weight, in key order like the other upserts (no deadlock). Rows of
+ * the same key but another writer_slot belong to other sessions, so two writers committing spans of
+ * the same minute and operation do not queue on one row lock.
+ */
+function insertRedMinutes(source: string, slot: string): string {
+  return `
+INSERT INTO red_minute AS r (tenant, minute, service_name, span_name, span_kind, status_code, writer_slot, spans, calls,
+                             duration_sum_ms, duration_max_ms, duration_buckets)
+SELECT tenant, date_bin('1 minute', start_time, TIMESTAMPTZ '2000-01-01 00:00:00+00'), service_name, name, kind,
+       status_code, ${slot}, count(*), sum(sampling_weight),
+       sum(sampling_weight * duration_ns) / 1e6, max(duration_ns) / 1e6,
+       ARRAY[${RED_BUCKET_SUMS}]::double precision[]
+  FROM ${source}
+ GROUP BY 1, 2, 3, 4, 5, 6
+ ORDER BY 1, 2, 3, 4, 5, 6`;
+}
+
+/** The whole rollup recomputed from every stored span (restore, after a backup without it). */
+export const REBUILD_RED_MINUTES = insertRedMinutes('spans', '0');
+
+const UPSERT_RED_FROM_INS = `${insertRedMinutes('ins', `pg_backend_pid() % ${RED_WRITER_SLOTS}`)}
+ON CONFLICT (tenant, minute, service_name, span_name, span_kind, status_code, writer_slot) DO UPDATE SET
+  spans = r.spans + excluded.spans,
+  calls = r.calls + excluded.calls,
+  duration_sum_ms = r.duration_sum_ms + excluded.duration_sum_ms,
+  duration_max_ms = greatest(r.duration_max_ms, excluded.duration_max_ms),
+  duration_buckets = tracehouse_add_buckets(r.duration_buckets, excluded.duration_buckets)`;
+
+/**
  * Moves the staged rows into spans, sorted by the primary key (stable lock order between
- * concurrent writers), skipping rows already stored, and upserts the trace summaries and the
- * operations catalog from the rows actually inserted. Returns one row: { inserted }.
+ * concurrent writers), skipping rows already stored, and upserts the trace summaries, the
+ * operations catalog and the per-minute RED rollup from the rows actually inserted. Returns one
+ * row: { inserted }.
  */
 export const INSERT_FROM_STAGE = `
 WITH ins AS (
@@ -162,6 +216,7 @@ WITH ins AS (
   ${RETURNING_FOR_TRACES}
 ), summaries AS (${UPSERT_TRACES_FROM_INS}
 ), catalog AS (${UPSERT_OPERATIONS_FROM_INS}
+), red AS (${UPSERT_RED_FROM_INS}
 )
 SELECT count(*)::int AS inserted FROM ins`;
 
@@ -202,6 +257,7 @@ const SPAN_COLUMN_ARRAY_TYPES = [
   'integer[]',
   'integer[]',
   'integer[]',
+  'float8[]',
 ] as const;
 
 /**
@@ -221,6 +277,7 @@ WITH src AS (
   ${RETURNING_FOR_TRACES}
 ), summaries AS (${UPSERT_TRACES_FROM_INS}
 ), catalog AS (${UPSERT_OPERATIONS_FROM_INS}
+), red AS (${UPSERT_RED_FROM_INS}
 )
 SELECT count(*)::int AS inserted FROM ins`;
 

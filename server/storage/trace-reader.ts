@@ -25,6 +25,7 @@ import {
   SELECT_SERVICE_STATS,
   SELECT_SPANS_OF_TRACES,
   SELECT_TAG_NAMES,
+  SELECT_TRACE,
   SELECT_TRACE_SPANS,
   SELECT_TRACE_SUMMARY,
 } from './query-sql.js';
@@ -164,6 +165,23 @@ export class PgTraceReader implements TraceReader {
     }
   }
 
+  async getTrace(tenant: string, traceId: Buffer): Promise<{ summary: TraceSummary; spans: StoredSpan[] } | undefined> {
+    const rows = await this.#query(SELECT_TRACE, [tenant, traceId]);
+    if (rows.length === 0) return undefined;
+    const first = rows[0];
+    const summary: TraceSummary = {
+      traceId,
+      firstStartUnixNano: BigInt(first.t_first_start_unix_nano as string),
+      lastEndUnixNano: BigInt(first.t_last_end_unix_nano as string),
+      spanCount: Number(first.t_span_count),
+      errorCount: Number(first.t_error_count),
+      rootServiceName: first.t_root_service_name as string | null,
+      rootSpanName: first.t_root_span_name as string | null,
+      updatedAt: first.t_updated_at as Date,
+    };
+    return { summary, spans: rows.map(rowToSpan) };
+  }
+
   async getTraceSummary(tenant: string, traceId: Buffer): Promise<TraceSummary | undefined> {
     const rows = await this.#query(SELECT_TRACE_SUMMARY, [tenant, traceId]);
     return rows.length === 0 ? undefined : rowToSummary(rows[0]);
@@ -205,7 +223,10 @@ export class PgTraceReader implements TraceReader {
         const key = (row.trace_id as Buffer).toString('hex');
         if (seen.has(key)) continue;
         seen.add(key);
-        fresh.set(key, { traceId: row.trace_id as Buffer, lastMatchUnixNano: BigInt(row.start_time_unix_nano as string) });
+        fresh.set(key, {
+          traceId: row.trace_id as Buffer,
+          lastMatchUnixNano: BigInt(row.start_time_unix_nano as string),
+        });
       }
       if (fresh.size > 0) {
         const statement = buildTraceSummaries(
@@ -213,7 +234,9 @@ export class PgTraceReader implements TraceReader {
           [...fresh.values()].map((f) => f.traceId),
           query.traceConditions,
         );
-        const summaries = new Map((await this.#query(statement)).map((row) => [(row.trace_id as Buffer).toString('hex'), row]));
+        const summaries = new Map(
+          (await this.#query(statement)).map((row) => [(row.trace_id as Buffer).toString('hex'), row]),
+        );
         for (const [key, match] of fresh) {
           const row = summaries.get(key);
           if (row === undefined) continue;

@@ -47,8 +47,8 @@ export interface PartitionManager {
   /** Creates the daily partitions covering [from, to] that do not exist yet. Idempotent. */
   ensureRange(from: Date, to: Date): Promise<string[]>;
   /**
-   * Drops whole partitions entirely older than `before`, trace summaries that ended before it, and
-   * catalog operations last seen before it.
+   * Drops whole partitions entirely older than `before`, trace summaries that ended before it,
+   * catalog operations last seen before it, and RED rollup minutes before it.
    */
   dropBefore(before: Date): Promise<string[]>;
   list(): Promise<PartitionInfo[]>;

@@ -159,6 +159,7 @@ export async function runBackup(options: BackupOptions, reporter: Reporter): Pro
     if (kind === 'partitions') {
       delete tables.traces;
       delete tables.operations;
+      delete tables.red_minute;
     }
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
@@ -218,7 +219,7 @@ function dumpTasks(
   const common = ['--format=custom', `--snapshot=${snapshot.id}`, `--lock-wait-timeout=${lockWaitMs}`, '--no-password'];
   const excluded = snapshot.partitions.map((p) => `--exclude-table-data=${exactTablePattern(p.schema, p.name)}`);
   if (kind === 'partitions') {
-    excluded.push('--exclude-table-data=traces', '--exclude-table-data=operations');
+    excluded.push('--exclude-table-data=traces', '--exclude-table-data=operations', '--exclude-table-data=red_minute');
   }
   return [
     { file: CATALOG_FILE, args: [...common, ...excluded, `--file=${path.join(dir, CATALOG_FILE)}`] },

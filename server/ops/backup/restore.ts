@@ -60,6 +60,15 @@ const TRACEHOUSE_OBJECTS = new Set([
   'tenant_readers',
   'schema_migrations',
   'tracehouse_create_tenant_reader',
+  'red_minute',
+  'span_view',
+  'trace_summary_view',
+  'red_minute_view',
+  'service_graph_edges',
+  'tracehouse_red_bucket_bounds_ms',
+  'tracehouse_add_buckets',
+  'tracehouse_sum_buckets',
+  'tracehouse_histogram_quantile',
 ]);
 
 export async function runRestore(options: RestoreOptions, reporter: Reporter): Promise<RestoreOutcome> {

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   SELECT_OPERATIONS,
+  SELECT_TRACE,
   SELECT_SPANS_OF_TRACES,
   SELECT_TAG_NAMES,
   SELECT_TRACE_SPANS,
@@ -203,6 +204,19 @@ describe('trace lookup plans', () => {
     expectNoSequentialSpanScan(text);
     expect(partitionsIn(text)).toHaveLength(1);
     expect(text).toMatch(/Index Scan using spans_\d{8}_pkey/);
+  });
+
+  it('the one-round-trip trace lookup reads the summary by key and only the trace’s partition at run time', async () => {
+    const { rows } = await pool.query(`SELECT trace_id FROM traces ORDER BY first_start DESC OFFSET 5000 LIMIT 1`);
+    const { rows: plan } = await pool.query({
+      text: `EXPLAIN (ANALYZE) ${SELECT_TRACE}`,
+      values: [TENANT, rows[0].trace_id],
+    });
+    const text = plan.map((r) => r['QUERY PLAN']).join('\n');
+    expect(text).toMatch(/Index Scan using traces_pkey/);
+    const executed = text.split('\n').filter((line) => /on spans_\d{8}/.test(line) && !/never executed/.test(line));
+    expect(executed, text).toHaveLength(1);
+    expect(executed[0]).toMatch(/Index Scan using spans_\d{8}_pkey/);
   });
 
   it('spans of a page of search hits, their matching spans and per-service stats use the primary key', async () => {

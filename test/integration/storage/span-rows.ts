@@ -47,6 +47,7 @@ export function makeRow(overrides: Partial<SpanRow> = {}): SpanRow {
     droppedAttributesCount: 0,
     droppedEventsCount: 0,
     droppedLinksCount: 0,
+    samplingWeight: 1,
     sizeBytes: 600,
     ...overrides,
   };

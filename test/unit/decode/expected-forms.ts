@@ -98,5 +98,12 @@ export function expectedRow(span: ReadableSpan): Record<string, unknown> {
     droppedAttributesCount: span.droppedAttributesCount,
     droppedEventsCount: span.droppedEventsCount,
     droppedLinksCount: span.droppedLinksCount,
+    samplingWeight: expectedSamplingWeight(ctx.traceState?.serialize() ?? ''),
   };
+}
+
+/** 2^56 / (2^56 − T) for an `ot=th:T` member of the tracestate (hex, zero-padded to 14 digits), else 1. */
+function expectedSamplingWeight(traceState: string): number {
+  const th = /(?:^|,)\s*ot=(?:[^,]*;)?th:([0-9a-f]{1,14})(?:[;,]|$)/.exec(traceState)?.[1];
+  return th === undefined ? 1 : 2 ** 56 / (2 ** 56 - parseInt(th.padEnd(14, '0'), 16));
 }

@@ -158,6 +158,7 @@ describe('decoding requests encoded by protobufjs', () => {
       droppedAttributesCount: 11,
       droppedEventsCount: 12,
       droppedLinksCount: 13,
+      samplingWeight: 1,
       sizeBytes: expect.any(Number),
     });
   });
