@@ -9,6 +9,8 @@
 #   grafana_query_token                 a traces:read token for tenant $GRAFANA_TENANT (default
 #                                       `default`), 1 year, signed with the private key (needs
 #                                       `npm ci` for bin/tracehouse.js; else minted later)
+#   canary_token                        a traces:write + traces:read token for tenant $CANARY_TENANT
+#                                       (default `canary`), 1 year, for `tracehouse canary`
 #   tls.crt, tls.key                    a self-signed certificate for $TLS_NAME (default localhost):
 #                                       replace with a real one
 # Files are mode 0644 inside a 0700 folder: the containers' users (tracehouse 10001, postgres 999,
@@ -59,6 +61,15 @@ if [ ! -e "$dir/grafana_query_token" ]; then
     write grafana_query_token "$token"
   else
     echo "NOT created $dir/grafana_query_token: run \`npm ci\`, then this script again" >&2
+  fi
+fi
+if [ ! -e "$dir/canary_token" ]; then
+  cli="$(dirname "$0")/../bin/tracehouse.js"
+  if token=$(JWT_PRIVATE_KEY_FILE="$dir/jwt_private_key.pem" node "$cli" token \
+    --tenant "${CANARY_TENANT:-canary}" --scope "traces:write traces:read" --ttl 365d 2>/dev/null); then
+    write canary_token "$token"
+  else
+    echo "NOT created $dir/canary_token: run \`npm ci\`, then this script again" >&2
   fi
 fi
 chmod 0644 "$dir"/* 2>/dev/null || true

@@ -2,7 +2,7 @@
  * Query benchmark (issue #5): latency of trace-by-id on the three APIs and of a search, on at
  * least 5 million spans over 7 daily partitions, while ingest runs at half its sustained maximum.
  *
- *   npm run build && node --import tsx loadtests/bench-query.ts [--spans 5000000] [--samples 300]
+ *   npm run bench:query -- [--spans 5000000] [--samples 300] [--keep] [--log-slow-ms 100]
  *
  * 1. Creates th_bench_query_<pid> on BENCH_DATABASE_URL (else TEST_DATABASE_URL, else the local
  *    default), migrates it and seeds it in SQL (INSERT … SELECT over generate_series, two sessions
@@ -12,7 +12,9 @@
  * 2. Starts the real server (`tracehouse serve`, a child process) on that database.
  * 3. Measures the sustained ingest maximum: 8 loops posting 512-span OTLP protobuf requests
  *    (pre-encoded, so the client costs little CPU) for --max-seconds; spans acknowledged per second.
- * 4. Runs ingest at half that rate (open loop) and, once it has run --warmup-seconds, measures the
+ * 4. Runs ingest at half that rate (open loop) and, once it has run --warmup-seconds (75 by default:
+ *    longer than the server's one-minute planner-statistics refresh, so the measurement sees a
+ *    server in its steady state rather than the first minute of a burst), measures the
  *    queries one at a time, round-robin, --samples each: trace by id on Jaeger v1 (JSON), Jaeger
  *    api_v3 (OTLP/JSON) and Tempo v2 (protobuf) for random seeded traces of all seven days, and the
  *    search "service + one attribute + minimum duration over the last hour" on Jaeger v1 and Tempo,

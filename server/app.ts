@@ -15,6 +15,7 @@ import type { Config } from './config.js';
 import { Readiness, registerProbes } from './ops/health.js';
 import type { Metrics } from './ops/metrics.js';
 import { registerMetricsRoute } from './ops/metrics-route.js';
+import { registerProbeMetrics } from './ops/probe-metrics.js';
 import { SpanMetrics } from './ops/span-metrics.js';
 import { registerQueryApi } from './query/index.js';
 import { IngestPipeline } from './receive/ingest.js';
@@ -84,6 +85,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     isSaturated: () => batcher.saturated,
     pingStorage: () => storage.ping(),
   });
+  registerProbeMetrics(metrics.registry, readiness, () => storage.ping(), rateLimits.redisAvailable);
   app.decorate('tracehouse', { state, batcher, pipeline, readiness });
   app.decorateRequest('tenant', '');
 

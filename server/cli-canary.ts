@@ -40,7 +40,9 @@ exit status: 0 (stopped by a signal, or --iterations and nothing missing), 1 tra
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(`canary: ${name} must be an integer >= ${min}`);
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError(`canary: ${name} must be an integer >= ${min}`);
+  }
   return value;
 }
 
@@ -98,7 +100,10 @@ export async function runCanaryCommand(args: string[], log: Logger): Promise<num
   const canary = new Canary(options, registry);
   const server = await serveMetrics(registry, values['metrics-host'] ?? '0.0.0.0', port);
   const address = server.address() as AddressInfo;
-  log.info({ metrics: `http://${address.address}:${address.port}/metrics`, endpoint: options.endpoint }, 'canary running');
+  log.info(
+    { metrics: `http://${address.address}:${address.port}/metrics`, endpoint: options.endpoint },
+    'canary running',
+  );
   try {
     if (iterations !== undefined) return await runRounds(canary, iterations, options, registry);
     canary.start();
@@ -126,7 +131,10 @@ async function runRounds(canary: Canary, rounds: number, options: CanaryOptions,
     await canary.readBack();
   }
   const value = async (name: string) => (await registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
-  const [written, found] = [await value('tracehouse_canary_written_total'), await value('tracehouse_canary_found_total')];
+  const [written, found] = [
+    await value('tracehouse_canary_written_total'),
+    await value('tracehouse_canary_found_total'),
+  ];
   process.stdout.write(`canary: ${written} written, ${found} found, ${written - found} missing or late\n`);
   return written > 0 && written === found ? 0 : 1;
 }

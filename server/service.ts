@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { PartitionMaintenance } from './ops/maintenance.js';
+import { PartitionStatistics } from './ops/statistics.js';
 import { createMetrics } from './ops/metrics.js';
 import { startEmbeddedPostgres } from './storage/embedded.js';
 import { createStorage } from './storage/index.js';
@@ -47,6 +48,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const maintenance = new PartitionMaintenance(storage, config.storage, metrics, log.child({ stage: 'maintenance' }));
     await maintenance.start();
     stack.push(() => maintenance.stop());
+    const statistics = new PartitionStatistics(storage, log.child({ stage: 'statistics' }));
+    statistics.start();
+    stack.push(() => statistics.stop());
     const app = await buildApp(config, { storage, metrics, log });
     const address = await app.listen({ host: config.server.host, port: config.server.port });
     app.tracehouse.state.started = true;

@@ -131,13 +131,16 @@ function fromLua(result: unknown): GcraDecision {
   return { allowed: allowed === 1, waitUs, blockedUs, refusedIndex: refused - 1 };
 }
 
-/** The limiter and, when REDIS_URL is set, its Redis connection (started). stop() closes it. */
+/**
+ * The limiter and, when REDIS_URL is set, its Redis connection (started). stop() closes it;
+ * redisAvailable() says whether Redis is in use right now (undefined without REDIS_URL).
+ */
 export async function createRateLimiter(
   limits: LimitsConfig,
   cache: CacheConfig,
   metrics: Metrics,
   log: Pick<Logger, 'info' | 'warn'>,
-): Promise<{ limiter: RateLimiter; stop: () => Promise<void> }> {
+): Promise<{ limiter: RateLimiter; stop: () => Promise<void>; redisAvailable: () => boolean | undefined }> {
   let redis: RedisClient | undefined;
   if (cache.redisUrl) {
     redis = new RedisClient({ url: cache.redisUrl, commandTimeoutMs: cache.commandTimeoutMs, log });
@@ -146,5 +149,5 @@ export async function createRateLimiter(
     log.info({ instances: limits.instances }, 'REDIS_URL is not set: rate limits are kept in this process');
   }
   const limiter = new RateLimiter({ limits, keyPrefix: cache.keyPrefix, metrics, redis });
-  return { limiter, stop: async () => redis?.stop() };
+  return { limiter, stop: async () => redis?.stop(), redisAvailable: () => redis?.available };
 }

@@ -112,7 +112,10 @@ export function createCanaryMetrics(registry: Registry, pending: () => number): 
 }
 
 /** The OTLP/JSON body of one canary trace: frontend server span → its client span → backend server span. */
-export function canaryTraceBody(serviceName: string, nowMs: number): { body: string; traceId: string; spanIds: string[] } {
+export function canaryTraceBody(
+  serviceName: string,
+  nowMs: number,
+): { body: string; traceId: string; spanIds: string[] } {
   const traceId = randomBytes(16).toString('hex');
   const [root, call, backend] = [0, 1, 2].map(() => randomBytes(8).toString('hex'));
   const ns = (offsetMs: number) => String(BigInt(nowMs + offsetMs) * 1_000_000n);
@@ -231,7 +234,10 @@ export class Canary {
   async #readTrace(url: string, trace: PendingTrace): Promise<boolean> {
     let response: Response;
     try {
-      response = await fetch(url, { headers: this.#headers(), signal: AbortSignal.timeout(this.#options.requestTimeoutMs) });
+      response = await fetch(url, {
+        headers: this.#headers(),
+        signal: AbortSignal.timeout(this.#options.requestTimeoutMs),
+      });
     } catch {
       this.#metrics.readErrors.inc({ status: '0' });
       return false;

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { deleteTenantBefore, partitionStats } from './lifecycle.js';
 import type { PartitionInfo, PartitionManager, PartitionStats } from './types.js';
+import { refreshPartitionStatistics } from './partition-statistics.js';
 import { withClient, withTransaction } from './pool.js';
 import {
   DELETE_OPERATIONS_LAST_SEEN_BEFORE,
@@ -105,6 +106,10 @@ export class PgPartitionManager implements PartitionManager {
     });
     if (dropped.length > 0) this.#log.info({ partitions: dropped, before }, 'partitions dropped');
     return dropped;
+  }
+
+  async refreshStatistics(at: Date): Promise<string[]> {
+    return refreshPartitionStatistics(this.#pool, at);
   }
 
   async list(): Promise<PartitionInfo[]> {

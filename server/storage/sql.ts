@@ -8,6 +8,7 @@
 export const MIGRATION_LOCK_KEY = '7468000001';
 export const PARTITION_LOCK_KEY = '7468000002';
 export const MAINTENANCE_LOCK_KEY = '7468000003';
+export const STATISTICS_LOCK_KEY = '7468000004';
 
 // ---- migrations -------------------------------------------------------------------------------
 
@@ -159,8 +160,8 @@ ON CONFLICT (tenant, service_name, span_name, span_kind) DO UPDATE SET
  * bucket last. The same as migration 000004's tracehouse_red_bucket_bounds_ms() (a test compares).
  */
 export const RED_BUCKET_BOUNDS_NS = [
-  500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000,
-  500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000, 30_000_000_000,
+  500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000, 500_000_000,
+  1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000, 30_000_000_000,
 ] as const;
 
 /** Concurrent writers upsert red_minute rows of slot pg_backend_pid() % this, so they seldom share a row lock. */
@@ -286,3 +287,5 @@ SELECT count(*)::int AS inserted FROM ins`;
 export const PING = 'SELECT 1';
 export const TRY_MAINTENANCE_LOCK = `SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK_KEY}) AS locked`;
 export const UNLOCK_MAINTENANCE = `SELECT pg_advisory_unlock(${MAINTENANCE_LOCK_KEY})`;
+/** Held for one transaction by the instance refreshing partition statistics (partition-statistics.ts). */
+export const TRY_STATISTICS_LOCK = `SELECT pg_try_advisory_xact_lock(${STATISTICS_LOCK_KEY}) AS locked`;

@@ -52,6 +52,12 @@ export interface PartitionManager {
    */
   dropBefore(before: Date): Promise<string[]>;
   list(): Promise<PartitionInfo[]>;
+  /**
+   * ANALYZEs the partitions of `at`'s day and the day before once they changed by 2 % of their
+   * rows since their last analyze (partition-statistics.ts); returns the partitions analyzed. At
+   * most one instance works at a time; the others return [].
+   */
+  refreshStatistics(at: Date): Promise<string[]>;
   /** Every partition with its rows (estimated unless `exact`), size and bounds, oldest first. */
   stats(options: { exact: boolean }): Promise<PartitionStats[]>;
   /**

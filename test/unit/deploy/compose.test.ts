@@ -34,10 +34,11 @@ function environment(service: Yaml): Record<string, string> {
 }
 
 describe('docker-compose.prod.yml', () => {
-  it('has nginx, three tracehouse replicas, PostgreSQL, Redis, Prometheus, Grafana and the backup', () => {
+  it('has nginx, three tracehouse replicas, PostgreSQL, Redis, Prometheus, Grafana, the backup and the canary', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
         'backup',
+        'canary',
         'grafana',
         'nginx',
         'postgres',
@@ -48,7 +49,7 @@ describe('docker-compose.prod.yml', () => {
         'tracehouse-3',
       ].sort(),
     );
-    expect(tracehouseServices.map(([name]) => name).sort()).toEqual(['backup', ...replicas].sort());
+    expect(tracehouseServices.map(([name]) => name).sort()).toEqual(['backup', 'canary', ...replicas].sort());
     expect(services['tracehouse-1'].build).toEqual({ context: '.', dockerfile: 'deploy/Dockerfile' });
   });
 
@@ -157,7 +158,14 @@ describe('docker-compose.prod.yml', () => {
     const text = read('deploy/grafana/provisioning/datasources/datasources.yml');
     const datasources = readYaml('deploy/grafana/provisioning/datasources/datasources.yml').datasources as Yaml[];
     const byUid = new Map(datasources.map((d) => [d.uid, d]));
-    expect([...byUid.keys()].sort()).toEqual(['tracehouse-jaeger', 'tracehouse-postgres', 'tracehouse-prometheus']);
+    expect([...byUid.keys()].sort()).toEqual([
+      'tracehouse-jaeger',
+      'tracehouse-postgres',
+      'tracehouse-prometheus',
+      'tracehouse-tempo',
+    ]);
+    expect(byUid.get('tracehouse-tempo')!.url).toBe(`http://tracehouse:${DEFAULT_PORT}`);
+    expect(byUid.get('tracehouse-tempo')!.jsonData.serviceMap.datasourceUid).toBe('tracehouse-prometheus');
     expect(byUid.get('tracehouse-postgres')).toMatchObject({ url: 'postgres:5432', user: 'grafana_reader' });
     expect(byUid.get('tracehouse-postgres')!.jsonData.database).toBe(services.postgres.environment.POSTGRES_DB);
     expect(read('deploy/postgres/initdb/10-grafana-reader.sh')).toContain('${GRAFANA_DB_USER:-grafana_reader}');
@@ -169,6 +177,19 @@ describe('docker-compose.prod.yml', () => {
     }
     const provider = readYaml('deploy/grafana/provisioning/dashboards/tracehouse.yml').providers[0];
     expect(provider.options.path).toBe('/etc/grafana/dashboards');
+  });
+
+  it('runs the canary against the replicas with a write and read token, scraped by Prometheus', () => {
+    const command = services.canary.command as string[];
+    expect(command.slice(0, 2)).toEqual(['tracehouse', 'canary']);
+    const arg = (flag: string) => command[command.indexOf(flag) + 1];
+    expect(arg('--endpoint')).toBe(`http://tracehouse:${DEFAULT_PORT}`);
+    expect(arg('--token-file')).toBe('/run/secrets/canary_token');
+    expect(services.canary.secrets).toContain('canary_token');
+    expect(read('deploy/make-secrets.sh')).toContain('--scope "traces:write traces:read"');
+    const prometheus = readYaml('deploy/prometheus/prometheus.yml');
+    const job = (prometheus.scrape_configs as Yaml[]).find((j) => j.job_name === 'tracehouse-canary')!;
+    expect(job.static_configs[0].targets).toEqual([`canary:${arg('--metrics-port')}`]);
   });
 
   it('runs the scheduled backup loop for real: backs up, sleeps, and stops promptly on SIGTERM', async () => {
