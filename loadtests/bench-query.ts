@@ -25,14 +25,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import pg from 'pg';
 import { pino } from 'pino';
 import { migrate } from '../server/storage/migrate.js';
 import { PgPartitionManager } from '../server/storage/partitions.js';
 import { ensureDistBuilt } from '../test/helpers/build-dist.js';
-import { realisticResource, realisticSpans, toReadableSpans } from '../test/helpers/otlp-fixtures.js';
 import { spawnTracehouse, type TracehouseProcess } from '../test/helpers/tracehouse-process.js';
+import { IngestLoad, SPANS_PER_REQUEST } from './ingest-load.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,7 +49,6 @@ const MAX_SECONDS = Number(args['max-seconds']);
 const WARMUP_SECONDS = Number(args['warmup-seconds']);
 const SPANS_PER_TRACE = 10;
 const SERVICES = 8;
-const SPANS_PER_REQUEST = 512;
 const TENANT = 'default';
 const DAY_MS = 86_400_000;
 const SEARCH_SERVICE = 'svc-3';
@@ -68,7 +66,7 @@ const databaseUrl = (() => {
 // ---- seeding ----------------------------------------------------------------------------------
 
 /**
- * Traces $2 … $2+$3-1 of the seed: trace t starts at $4 + (t - $2) * $5 ms; its span k starts k ms
+ * Traces $2 … $2+$3-1 of the seed: trace t starts at $4 + t * $5 ms; its span k starts k ms
  * later. Inserts the spans, then the traces summaries and the catalog from the inserted rows.
  * $1 tenant, $6 a seed string (fresh ids per run).
  */
@@ -114,7 +112,7 @@ WITH ins AS (
                  ELSE (ARRAY['SELECT orders', 'INSERT orders', 'redis GET', 'render cart', 'charge card'])[1 + hh.h % 5] END AS name,
             r.route,
             hh.h % 100 < 5 AS err,
-            ($4::bigint + (t - $2::bigint) * $5::bigint + k) * 1000000 + hh.h % 1000 AS st_ns,
+            ($4::bigint + t * $5::bigint + k) * 1000000 + hh.h % 1000 AS st_ns,
             CASE WHEN k = 0 THEN 260000000 + (hh.h % 100) * 1000000 ELSE (hh.h % 250000) * 1000 + 1000 END::bigint AS dur
        FROM (SELECT (ARRAY['/api/orders', '/api/orders/:id', '/api/users/:id', '/api/cart', '/health', '/api/search'])[1 + (hh.h / 4) % 6] AS route) r
    ) v
@@ -186,69 +184,6 @@ async function seed(pool: pg.Pool): Promise<{ seconds: number; partitions: numbe
   );
   console.log(`  per partition: ${rows.map((r) => `${r.partition} ${r.n}`).join(', ')}`);
   return { seconds, partitions: rows.length, firstMs };
-}
-
-// ---- ingest load ------------------------------------------------------------------------------
-
-function encodeBodies(count: number): Uint8Array[] {
-  const bodies: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) {
-    const spans = realisticSpans(SPANS_PER_REQUEST, {
-      nowMs: Date.now(),
-      seed: i + 1 + Math.floor(Math.random() * 1e9),
-      resource: realisticResource(`svc-${i % SERVICES}`),
-    });
-    bodies.push(ProtobufTraceSerializer.serializeRequest(toReadableSpans({ spans })) ?? new Uint8Array());
-  }
-  return bodies;
-}
-
-class IngestLoad {
-  acknowledged = 0;
-  failures = new Map<number, number>();
-  #next = 0;
-  #stopped = false;
-  readonly #loops: Promise<void>[] = [];
-
-  constructor(
-    private readonly url: string,
-    private readonly bodies: Uint8Array[],
-  ) {}
-
-  /** `concurrency` loops, each posting its next body after `intervalMs` (0: flat out). */
-  start(concurrency: number, intervalMs: number): void {
-    for (let i = 0; i < concurrency; i++) this.#loops.push(this.#loop(intervalMs, (i * intervalMs) / concurrency));
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    await Promise.all(this.#loops);
-  }
-
-  get bodiesLeft(): number {
-    return this.bodies.length - this.#next;
-  }
-
-  async #loop(intervalMs: number, offsetMs: number): Promise<void> {
-    await sleep(offsetMs);
-    let due = performance.now();
-    while (!this.#stopped && this.#next < this.bodies.length) {
-      const body = this.bodies[this.#next++];
-      const response = await fetch(this.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-protobuf' },
-        body: body as Uint8Array<ArrayBuffer>,
-      }).catch(() => undefined);
-      await response?.arrayBuffer();
-      const status = response?.status ?? 0;
-      if (status === 200) this.acknowledged += SPANS_PER_REQUEST;
-      else this.failures.set(status, (this.failures.get(status) ?? 0) + 1);
-      due += intervalMs;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      else due = performance.now(); // behind schedule: no catch-up burst
-    }
-  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -345,6 +280,42 @@ function scenarios(traceIds: string[]): Scenario[] {
   ];
 }
 
+// ---- server-side latency --------------------------------------------------------------------
+
+/** The query routes, and the latency bound (s, a histogram bucket) their share is reported for. */
+const SERVER_ROUTES: Array<[string, number]> = [
+  ['/api/traces/:traceId', 0.05],
+  ['/api/v3/traces/:traceId', 0.05],
+  ['/api/v2/traces/:traceId', 0.05],
+  ['/api/traces', 0.25],
+  ['/api/search', 0.25],
+];
+
+type Buckets = Map<number, number>;
+
+/** Cumulative bucket counts of GET 200 answers per route, from /metrics. */
+async function routeHistograms(base: string): Promise<Map<string, Buckets>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out = new Map<string, Buckets>();
+  const line = /^tracehouse_http_request_duration_seconds_bucket\{([^}]*)\} (\d+)/gm;
+  for (const m of text.matchAll(line)) {
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (labels.method !== 'GET' || labels.status_code !== '200') continue;
+    const buckets = out.get(labels.route) ?? new Map<number, number>();
+    buckets.set(labels.le === '+Inf' ? Infinity : Number(labels.le), Number(m[2]));
+    out.set(labels.route, buckets);
+  }
+  return out;
+}
+
+function shareWithin(before: Buckets | undefined, after: Buckets | undefined, bound: number): string {
+  if (after === undefined) return 'no requests';
+  const count = (b: Buckets | undefined, le: number) => b?.get(le) ?? 0;
+  const total = count(after, Infinity) - count(before, Infinity);
+  const within = count(after, bound) - count(before, bound);
+  return `${((100 * within) / total).toFixed(1)} % of ${total} within ${bound * 1000} ms`;
+}
+
 // ---- main -------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -381,28 +352,40 @@ async function main(): Promise<void> {
     await server.waitReady(60_000);
     const ingestUrl = `${server.url}/v1/traces`;
 
-    console.log('encoding ingest requests');
-    const maxBodies = encodeBodies(Math.ceil((MAX_SECONDS * 20_000) / SPANS_PER_REQUEST));
-    console.log(`measuring the sustained ingest maximum for ${MAX_SECONDS} s`);
-    const flatOut = new IngestLoad(ingestUrl, maxBodies);
-    flatOut.start(8, 0);
+    console.log(`measuring the sustained ingest maximum for ${MAX_SECONDS} s (8 loops, flat out)`);
+    const flatOut = new IngestLoad();
+    await flatOut.start({
+      url: ingestUrl,
+      requests: Math.ceil((MAX_SECONDS * 25_000) / SPANS_PER_REQUEST),
+      services: SERVICES,
+      concurrency: 8,
+      intervalMs: 0,
+    });
     await sleep(3000); // ramp up
     const before = flatOut.acknowledged;
     const t0 = performance.now();
     await sleep((MAX_SECONDS - 3) * 1000);
     const maxRate = ((flatOut.acknowledged - before) * 1000) / (performance.now() - t0);
+    const maxStarved = flatOut.bodiesLeft === 0;
     await flatOut.stop();
-    if (flatOut.bodiesLeft === 0) console.log('  (ran out of request bodies: the maximum is a lower bound)');
+    if (maxStarved) console.log('  (ran out of request bodies: the maximum is a lower bound)');
     const halfRate = maxRate / 2;
     console.log(`  sustained maximum ${maxRate.toFixed(0)} spans/s; half: ${halfRate.toFixed(0)} spans/s`);
 
     const list = scenarios(traceIds);
     const expectedSeconds = 1.5 * (WARMUP_SECONDS + list.length * SAMPLES * 0.05 + 30);
-    const halfBodies = encodeBodies(Math.ceil((expectedSeconds * halfRate) / SPANS_PER_REQUEST) + 100);
-    const load = new IngestLoad(ingestUrl, halfBodies);
+    const load = new IngestLoad();
     const concurrency = 4;
-    load.start(concurrency, (concurrency * SPANS_PER_REQUEST * 1000) / halfRate);
+    await load.start({
+      url: ingestUrl,
+      requests: Math.ceil((expectedSeconds * halfRate) / SPANS_PER_REQUEST) + 100,
+      services: SERVICES,
+      concurrency,
+      intervalMs: (concurrency * SPANS_PER_REQUEST * 1000) / halfRate,
+    });
+    console.log(`ingesting at ${halfRate.toFixed(0)} spans/s; measuring after ${WARMUP_SECONDS} s`);
     await sleep(WARMUP_SECONDS * 1000);
+    const serverBefore = await routeHistograms(server.url);
     const ingestBefore = load.acknowledged;
     const m0 = performance.now();
     for (let i = 0; i < SAMPLES; i++) {
@@ -415,6 +398,7 @@ async function main(): Promise<void> {
     const measuredSeconds = (performance.now() - m0) / 1000;
     const ingestRate = (load.acknowledged - ingestBefore) / measuredSeconds;
     const starved = load.bodiesLeft === 0;
+    const serverAfter = await routeHistograms(server.url);
     await load.stop();
 
     console.log('');
@@ -429,7 +413,15 @@ async function main(): Promise<void> {
         `| ${s.name}${errors} | ${row.join(' | ')} | ${sorted.at(-1)!.toFixed(1)} | ≤ ${s.target} | ${p99 <= s.target ? 'yes' : 'NO'} |`,
       );
     }
-    const failures = [...load.failures].map(([status, n]) => `${n}×${status || 'connection error'}`).join(', ');
+    console.log('');
+    console.log('server-side (tracehouse_http_request_duration_seconds, this phase only): share of requests');
+    for (const [route, target] of SERVER_ROUTES) {
+      const share = shareWithin(serverBefore.get(route), serverAfter.get(route), target);
+      console.log(`  ${route}: ${share}`);
+    }
+    const failures = Object.entries(load.failures)
+      .map(([status, n]) => `${n}×${status === '0' ? 'connection error' : status}`)
+      .join(', ');
     console.log('');
     console.log(
       `ingest while measuring: ${ingestRate.toFixed(0)} spans/s acknowledged (target ${halfRate.toFixed(0)} = half of the ` +

@@ -41,7 +41,7 @@ function positiveInt(name: string, raw: string | undefined, fallback: number, mi
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new ConfigError(`canary: ${name} must be an integer >= ${min}`);
+    throw new ConfigError(`${name} must be an integer >= ${min}`);
   }
   return value;
 }
@@ -51,9 +51,9 @@ function baseUrl(name: string, raw: string): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`canary: ${name} is not a URL: '${raw}'`);
+    throw new ConfigError(`${name} is not a URL: '${raw}'`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`canary: ${name} must be http(s)`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name} must be http(s)`);
   return url.toString().replace(/\/+$/, '');
 }
 
@@ -79,9 +79,9 @@ export async function runCanaryCommand(args: string[], log: Logger): Promise<num
     },
     strict: true,
   });
-  if (values.endpoint === undefined) throw new ConfigError('canary: --endpoint is required');
+  if (values.endpoint === undefined) throw new ConfigError('--endpoint is required');
   if (values.token !== undefined && values['token-file'] !== undefined) {
-    throw new ConfigError('canary: give --token or --token-file, not both');
+    throw new ConfigError('give --token or --token-file, not both');
   }
   const options: CanaryOptions = {
     endpoint: baseUrl('--endpoint', values.endpoint),

@@ -85,10 +85,6 @@ export class TraceQueries {
     return [...new Set((await this.operations(tenant)).map((op) => op.serviceName))];
   }
 
-  search(tenant: string, query: SearchQuery): Promise<SearchHit[]> {
-    return this.#reader.searchTraces(tenant, query);
-  }
-
   /** Search hits with every span of each trace (Jaeger answers searches with whole traces). */
   async searchTraces(tenant: string, query: SearchQuery): Promise<Array<{ hit: SearchHit; spans: StoredSpan[] }>> {
     const hits = await this.#reader.searchTraces(tenant, query);

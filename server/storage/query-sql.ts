@@ -21,12 +21,6 @@ export const SUMMARY_COLUMNS = `
   t.trace_id, t.first_start_unix_nano, t.last_end_unix_nano, t.span_count, t.error_count,
   t.root_service_name, t.root_span_name, t.updated_at`;
 
-/** $1 tenant, $2 trace id. */
-export const SELECT_TRACE_SUMMARY = `
-SELECT ${SUMMARY_COLUMNS}
-  FROM traces t
- WHERE t.tenant = $1 AND t.trace_id = $2`;
-
 /**
  * A whole trace in one round trip: the summary (columns prefixed t_) and every span, the spans
  * read by primary key within [first_start, last_end] of the summary, so at run time every

@@ -105,11 +105,10 @@ export interface TraceReader {
    * or none of its spans is stored any more.
    */
   getTrace(tenant: string, traceId: Buffer): Promise<{ summary: TraceSummary; spans: StoredSpan[] } | undefined>;
-  /** The trace's summary, or undefined when this tenant has no such trace. One indexed lookup. */
-  getTraceSummary(tenant: string, traceId: Buffer): Promise<TraceSummary | undefined>;
   /**
-   * The trace's spans that start in `window`, sorted by start time. Only the partitions of the
-   * window are read, so pass the summary's [first start, last end]. Empty when nothing is stored.
+   * The trace's spans that start in `window`, sorted by start time: for a caller that already
+   * knows the trace's [first start, last end] (a cache). Only the partitions of the window are
+   * read. Empty when nothing is stored.
    */
   getTraceSpans(tenant: string, traceId: Buffer, window: TimeWindow): Promise<StoredSpan[]>;
   /** Every stored span of each trace, in one round trip, keyed by trace id (hex). */

@@ -27,7 +27,6 @@ import {
   SELECT_TAG_NAMES,
   SELECT_TRACE,
   SELECT_TRACE_SPANS,
-  SELECT_TRACE_SUMMARY,
 } from './query-sql.js';
 import {
   buildMatchingSpans,
@@ -180,11 +179,6 @@ export class PgTraceReader implements TraceReader {
       updatedAt: first.t_updated_at as Date,
     };
     return { summary, spans: rows.map(rowToSpan) };
-  }
-
-  async getTraceSummary(tenant: string, traceId: Buffer): Promise<TraceSummary | undefined> {
-    const rows = await this.#query(SELECT_TRACE_SUMMARY, [tenant, traceId]);
-    return rows.length === 0 ? undefined : rowToSummary(rows[0]);
   }
 
   async getTraceSpans(tenant: string, traceId: Buffer, window: TimeWindow): Promise<StoredSpan[]> {
