@@ -42,7 +42,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const stack: Array<() => Promise<void>> = [database.stop];
   try {
     await migrate(database.connectionString, log.child({ stage: 'migrate' }));
-    const storage = await createStorage({ ...config.storage, connectionString: database.connectionString }, log.child({ stage: 'storage' }));
+    const storage = await createStorage(
+      { ...config.storage, connectionString: database.connectionString },
+      log.child({ stage: 'storage' }),
+    );
     stack.push(() => storage.stop());
     const metrics = createMetrics(new Registry());
     const maintenance = new PartitionMaintenance(storage, config.storage, metrics, log.child({ stage: 'maintenance' }));
@@ -65,11 +68,17 @@ export async function startService(config: Config, log: Logger): Promise<Running
   }
 }
 
-async function shutdown(app: FastifyInstance, config: Config, log: Logger, stack: Array<() => Promise<void>>): Promise<void> {
+async function shutdown(
+  app: FastifyInstance,
+  config: Config,
+  log: Logger,
+  stack: Array<() => Promise<void>>,
+): Promise<void> {
   const startedAt = Date.now();
   app.tracehouse.state.draining = true;
   log.info({ shutdownDelayMs: config.lifecycle.shutdownDelayMs }, 'draining: /ready is now 503');
-  if (config.lifecycle.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.lifecycle.shutdownDelayMs));
+  if (config.lifecycle.shutdownDelayMs > 0)
+    await new Promise((resolve) => setTimeout(resolve, config.lifecycle.shutdownDelayMs));
   const deadline = setTimeout(() => {
     log.warn('drain deadline passed: closing remaining connections');
     app.server.closeAllConnections();

@@ -90,9 +90,7 @@ function inflateWithLimit(source: Readable, limit: number): Readable {
         source.unpipe(gunzip);
         gunzip.destroy();
         source.resume(); // discard the rest of the request body
-        callback(
-          Object.assign(new TracehouseError('TH_ERR_RECEIVE_BODY_TOO_LARGE'), { statusCode: 413 }) as Error,
-        );
+        callback(Object.assign(new TracehouseError('TH_ERR_RECEIVE_BODY_TOO_LARGE'), { statusCode: 413 }) as Error);
         return;
       }
       callback(null, chunk);
