@@ -78,7 +78,7 @@ async function shutdown(
   app.tracehouse.state.draining = true;
   log.info({ shutdownDelayMs: config.lifecycle.shutdownDelayMs }, 'draining: /ready is now 503');
   if (config.lifecycle.shutdownDelayMs > 0)
-    await new Promise((resolve) => setTimeout(resolve, config.lifecycle.shutdownDelayMs));
+    {await new Promise((resolve) => setTimeout(resolve, config.lifecycle.shutdownDelayMs));}
   const deadline = setTimeout(() => {
     log.warn('drain deadline passed: closing remaining connections');
     app.server.closeAllConnections();
