@@ -77,8 +77,9 @@ async function shutdown(
   const startedAt = Date.now();
   app.tracehouse.state.draining = true;
   log.info({ shutdownDelayMs: config.lifecycle.shutdownDelayMs }, 'draining: /ready is now 503');
-  if (config.lifecycle.shutdownDelayMs > 0)
-    {await new Promise((resolve) => setTimeout(resolve, config.lifecycle.shutdownDelayMs));}
+  if (config.lifecycle.shutdownDelayMs > 0) {
+    await new Promise((resolve) => setTimeout(resolve, config.lifecycle.shutdownDelayMs));
+  }
   const deadline = setTimeout(() => {
     log.warn('drain deadline passed: closing remaining connections');
     app.server.closeAllConnections();
