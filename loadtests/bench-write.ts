@@ -25,6 +25,7 @@ import { DEFAULTS } from '../server/config.js';
 import type { SpanRow } from '../server/decode/types.js';
 import { encodeCopyRows, TimestampFormatter } from '../server/storage/copy-text.js';
 import { createStorage } from '../server/storage/index.js';
+import { computeResourceId } from '../server/storage/resource-id.js';
 import { migrate } from '../server/storage/migrate.js';
 import {
   BEGIN_WRITE,
@@ -180,16 +181,13 @@ function toUnnestParams(batch: SpanBatch): unknown[] {
       r.statusCode,
       r.statusMessage,
       r.attributes,
-      r.resourceAttributes,
-      r.scopeName,
-      r.scopeVersion,
-      r.scopeAttributes,
       r.events,
       r.links,
       r.droppedAttributesCount,
       r.droppedEventsCount,
       r.droppedLinksCount,
       r.samplingWeight,
+      computeResourceId(r),
     ];
     for (let c = 0; c < SPAN_COLUMNS.length; c++) cols[c][i] = values[c];
   });
@@ -207,7 +205,7 @@ async function writeBatch(variant: Variant, w: Writers, batch: SpanBatch): Promi
     case 'c': {
       const client = await w.copyPool.connect();
       try {
-        const { chunks } = encodeCopyRows([batch]);
+        const { chunks } = encodeCopyRows([batch], { resources: false });
         await pipeline(Readable.from(chunks), client.query(pgCopyStreams.from(COPY_INTO_SPANS)));
         return batch.rows.length;
       } finally {

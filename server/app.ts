@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { createAuthenticator } from './auth/authenticator.js';
 import { registerAuth } from './auth/hook.js';
 import { Batcher } from './batch/batcher.js';
+import { createQueryCache } from './cache/query-cache-setup.js';
 import { createRateLimiter } from './cache/rate-limiter.js';
 import type { Config } from './config.js';
 import { Readiness, registerProbes } from './ops/health.js';
@@ -61,6 +62,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // per-request lines would drown the logs at load
     requestTimeout: config.receive.requestTimeoutMs,
+    // Node enforces both timeouts in a sweep of open connections (every 30 s by default), and when
+    // headersTimeout (60 s unless given to the constructor) exceeds requestTimeout it swaps the two:
+    // a trickled body then outlived REQUEST_TIMEOUT_MS by up to 90 s (fault suite, hostile-input).
+    http: {
+      requestTimeout: config.receive.requestTimeoutMs,
+      headersTimeout: Math.min(config.receive.requestTimeoutMs || 60_000, 60_000),
+      connectionsCheckingInterval: 1000,
+    },
     return503OnClosing: false, // while closing, ingest answers its own OTLP 503 (Retry-After, counted)
     forceCloseConnections: 'idle',
   });
@@ -68,6 +77,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const state: AppState = { started: false, draining: false };
   const authenticator = await createAuthenticator(config.auth, log.child({ stage: 'auth' }));
   const rateLimits = await createRateLimiter(config.limits, config.cache, metrics, log.child({ stage: 'cache' }));
+  const queryCache = await createQueryCache(config.cache, metrics, log.child({ stage: 'query-cache' }));
   const batcher = new Batcher(storage.writer, config.batch, metrics, log.child({ stage: 'batch' }));
   const pipeline = new IngestPipeline({
     config,
@@ -77,6 +87,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     limiter: rateLimits.limiter,
     sampler: new Sampler(config.sampling),
     spanMetrics: new SpanMetrics(metrics.registry, config.spanMetrics, deps.now),
+    queryCache: queryCache.updates,
     now: deps.now,
   });
   const readiness = new Readiness({
@@ -114,6 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   app.addHook('onClose', async () => {
     await batcher.stop(config.lifecycle.drainTimeoutMs);
+    await queryCache.stop();
     await rateLimits.stop();
   });
 
@@ -134,6 +146,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     metrics,
     isDraining: () => state.draining,
   });
-  await registerQueryApi(app, { reader: storage.reader, now: deps.now });
+  await registerQueryApi(app, {
+    reader: storage.reader,
+    cache: queryCache.cache,
+    cacheCounters: metrics,
+    now: deps.now,
+  });
   return app;
 }

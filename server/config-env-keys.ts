@@ -3,6 +3,7 @@
  * description. The README configuration table and deploy/env.example are checked against it.
  */
 import type { Config } from './config.js';
+import { OPERATION_KEYS } from './config-env-keys-operations.js';
 export type Section = keyof Config;
 export interface EnvKey {
   section: Section;
@@ -12,8 +13,8 @@ export interface EnvKey {
   description: string;
 }
 
-/** Every environment variable tracehouse reads. The README table is checked against this list. */
-export const ENV_KEYS: Record<string, EnvKey> = {
+/** The ingest path's variables: listener, receive, decode, batch, storage, WebSocket. */
+const INGEST_KEYS: Record<string, EnvKey> = {
   HOST: { section: 'server', key: 'host', kind: 'string', unit: '', description: 'listen address' },
   PORT: {
     section: 'server',
@@ -208,215 +209,7 @@ export const ENV_KEYS: Record<string, EnvKey> = {
     unit: 'ms',
     description: 'keepalive ping period; a missed pong closes the connection',
   },
-  JWT_SECRET: {
-    section: 'auth',
-    key: 'jwtSecret',
-    kind: 'string',
-    unit: '',
-    description: 'HMAC key (HS256/384/512), at least 32 bytes; turns auth on',
-  },
-  JWT_PUBLIC_KEY_FILE: {
-    section: 'auth',
-    key: 'publicKeyFile',
-    kind: 'string',
-    unit: '',
-    description: 'PEM public key file (RSA, RSA-PSS, EC P-256/384/521, Ed25519); turns auth on',
-  },
-  JWT_JWKS_URL: {
-    section: 'auth',
-    key: 'jwksUrl',
-    kind: 'string',
-    unit: '',
-    description: 'JWKS URL (https, or http on loopback); turns auth on',
-  },
-  JWT_ALGORITHMS: {
-    section: 'auth',
-    key: 'algorithms',
-    kind: 'list',
-    unit: '',
-    description: "comma-separated allow-list; unset: each key's own algorithms",
-  },
-  JWT_ISSUER: { section: 'auth', key: 'issuer', kind: 'string', unit: '', description: 'required `iss`' },
-  JWT_AUDIENCE: {
-    section: 'auth',
-    key: 'audience',
-    kind: 'string',
-    unit: '',
-    description: "required `aud` (one of the token's audiences)",
-  },
-  JWT_TENANT_CLAIM: {
-    section: 'auth',
-    key: 'tenantClaim',
-    kind: 'string',
-    unit: '',
-    description: 'claim naming the tenant',
-  },
-  JWT_CLOCK_TOLERANCE_S: {
-    section: 'auth',
-    key: 'clockToleranceS',
-    kind: 'int',
-    unit: 's',
-    description: 'clock skew allowed on `exp` and `nbf`',
-  },
-  JWT_JWKS_COOLDOWN_MS: {
-    section: 'auth',
-    key: 'jwksCooldownMs',
-    kind: 'int',
-    unit: 'ms',
-    description: 'an unknown `kid` refetches the JWKS at most once per this',
-  },
-  JWT_JWKS_CACHE_MAX_AGE_MS: {
-    section: 'auth',
-    key: 'jwksCacheMaxAgeMs',
-    kind: 'int',
-    unit: 'ms',
-    description: 'JWKS refetched when older than this',
-  },
-  JWT_PRIVATE_KEY_FILE: {
-    section: 'auth',
-    key: 'privateKeyFile',
-    kind: 'string',
-    unit: '',
-    description: '`tracehouse token` only: PEM private key to sign local tokens',
-  },
-  TRACEHOUSE_PRODUCTION: {
-    section: 'auth',
-    key: 'production',
-    kind: 'bool',
-    unit: '',
-    description: 'production mode: refuse to start without JWT keys',
-  },
-  AUTH_ALLOW_OPEN: {
-    section: 'auth',
-    key: 'allowOpen',
-    kind: 'bool',
-    unit: '',
-    description: 'production mode may run without auth (tenant `default`)',
-  },
-  RATE_LIMIT_SPANS_PER_S: {
-    section: 'limits',
-    key: 'spansPerS',
-    kind: 'int',
-    unit: 'spans/s',
-    description: 'per-tenant ingest rate, all instances together; 0: none',
-  },
-  RATE_LIMIT_BURST_SPANS: {
-    section: 'limits',
-    key: 'burstSpans',
-    kind: 'int',
-    unit: 'spans',
-    description: 'per-tenant burst',
-  },
-  RATE_LIMIT_BYTES_PER_S: {
-    section: 'limits',
-    key: 'bytesPerS',
-    kind: 'int',
-    unit: 'bytes/s',
-    description: 'per-tenant request bytes (decompressed) rate; 0: none',
-  },
-  RATE_LIMIT_BURST_BYTES: {
-    section: 'limits',
-    key: 'burstBytes',
-    kind: 'int',
-    unit: 'bytes',
-    description: 'per-tenant burst',
-  },
-  RATE_LIMIT_INSTANCES: {
-    section: 'limits',
-    key: 'instances',
-    kind: 'int',
-    unit: 'instances',
-    description: 'without Redis each instance enforces limit / this',
-  },
-  RATE_LIMIT_OVERRIDES: {
-    section: 'limits',
-    key: 'overrides',
-    kind: 'json',
-    unit: '',
-    description: 'per-tenant limits, JSON: {"acme": {"spansPerS": 5000, "burstSpans": 10000}}',
-  },
-  REDIS_URL: {
-    section: 'cache',
-    key: 'redisUrl',
-    kind: 'string',
-    unit: '',
-    description: 'Redis URL; unset: in-process state (one instance)',
-  },
-  REDIS_KEY_PREFIX: {
-    section: 'cache',
-    key: 'keyPrefix',
-    kind: 'string',
-    unit: '',
-    description: 'prefix of every Redis key',
-  },
-  REDIS_COMMAND_TIMEOUT_MS: {
-    section: 'cache',
-    key: 'commandTimeoutMs',
-    kind: 'int',
-    unit: 'ms',
-    description: 'slower Redis commands fail over to local state',
-  },
-  SAMPLING_RATE: {
-    section: 'sampling',
-    key: 'rate',
-    kind: 'number',
-    unit: 'ratio',
-    description: 'share of traces kept (0..1), chosen consistently by trace id on every instance; 1 keeps all',
-  },
-  SAMPLING_OVERRIDES: {
-    section: 'sampling',
-    key: 'overrides',
-    kind: 'json',
-    unit: '',
-    description: 'per-tenant and per-service rates, JSON: {"acme": {"rate": 0.1, "services": {"checkout": 1}}}',
-  },
-  SAMPLING_KEEP_ERRORS: {
-    section: 'sampling',
-    key: 'keepErrors',
-    kind: 'bool',
-    unit: '',
-    description: 'spans with status error are kept whatever the rate',
-  },
-  SPAN_METRICS_MAX_SERIES: {
-    section: 'spanMetrics',
-    key: 'maxSeries',
-    kind: 'int',
-    unit: 'series',
-    description: 'label sets of traces_spanmetrics_*; more go to the `__overflow__` series; 0 turns span metrics off',
-  },
-  SERVICE_GRAPH_MAX_EDGES: {
-    section: 'spanMetrics',
-    key: 'maxEdges',
-    kind: 'int',
-    unit: 'edges',
-    description: 'client/server pairs of traces_service_graph_*; more go to the `__overflow__` edge',
-  },
-  SERVICE_GRAPH_WAIT_MS: {
-    section: 'spanMetrics',
-    key: 'serviceGraphWaitMs',
-    kind: 'int',
-    unit: 'ms',
-    description: 'how long a client or server span waits for its other half',
-  },
-  SERVICE_GRAPH_MAX_PENDING: {
-    section: 'spanMetrics',
-    key: 'serviceGraphMaxPending',
-    kind: 'int',
-    unit: 'spans',
-    description: 'spans waiting for their other half; more are dropped and counted',
-  },
-  SHUTDOWN_DELAY_MS: {
-    section: 'lifecycle',
-    key: 'shutdownDelayMs',
-    kind: 'int',
-    unit: 'ms',
-    description: '/ready is 503 this long before closing',
-  },
-  DRAIN_TIMEOUT_MS: {
-    section: 'lifecycle',
-    key: 'drainTimeoutMs',
-    kind: 'int',
-    unit: 'ms',
-    description: 'deadline to commit queued spans on SIGTERM',
-  },
 };
+
+/** Every environment variable tracehouse reads, in README order. The README table is checked against it. */
+export const ENV_KEYS: Record<string, EnvKey> = { ...INGEST_KEYS, ...OPERATION_KEYS };

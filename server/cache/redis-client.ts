@@ -7,6 +7,8 @@
  *
  * Why it holds state: a short circuit breaker. After a failure (timeout, reset) Redis is not
  * tried again for BREAKER_MS, so a slow Redis costs one timeout per second, not one per request.
+ * It also counts connections (`connections` rises on every connect and reconnect), so a user can
+ * tell that Redis may have lost or kept state it could not see being changed meanwhile.
  */
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -20,7 +22,11 @@ export interface RedisClientOptions {
   commandTimeoutMs: number;
   log: Pick<Logger, 'info' | 'warn'>;
   now?: () => number;
+  /** What this connection serves, for its log lines (default: the shared rate limits). */
+  purpose?: { name: string; fallback: string };
 }
+
+const RATE_LIMITS = { name: 'shared rate limits', fallback: 'rate limits fall back to the local share' };
 
 export class RedisClient {
   readonly #client: Redis;
@@ -28,13 +34,16 @@ export class RedisClient {
   readonly #now: () => number;
   readonly #scripts = new Map<string, string>(); // sha1 → source
   readonly #connectTimeoutMs: number;
+  readonly #purpose: { name: string; fallback: string };
   #openUntil = 0;
+  #connections = 0;
   #down = false;
   #stopped = false;
 
   constructor(options: RedisClientOptions) {
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
+    this.#purpose = options.purpose ?? RATE_LIMITS;
     this.#connectTimeoutMs = Math.max(1000, options.commandTimeoutMs * 10);
     this.#client = new Redis(options.url, {
       lazyConnect: true,
@@ -46,7 +55,10 @@ export class RedisClient {
       connectionName: 'tracehouse',
     });
     this.#client.on('error', (err: Error) => this.#markDown(err));
-    this.#client.on('ready', () => this.#markUp());
+    this.#client.on('ready', () => {
+      this.#connections += 1;
+      this.#markUp();
+    });
   }
 
   /** Connects, waiting at most until the connect timeout; a Redis that is down is not an error. */
@@ -62,6 +74,11 @@ export class RedisClient {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#client.status === 'reconnecting') {
+      // Between attempts there is no socket: disconnect() clears the retry timer, and no 'end' follows.
+      this.#client.disconnect();
+      return;
+    }
     const ended = this.#ended();
     if (this.#client.status === 'ready') await this.#client.quit().catch(() => this.#client.disconnect());
     else this.#client.disconnect();
@@ -84,6 +101,11 @@ export class RedisClient {
   /** False while disconnected or while the breaker is open: callers use their fallback. */
   get available(): boolean {
     return !this.#stopped && this.#client.status === 'ready' && this.#now() >= this.#openUntil;
+  }
+
+  /** How many times the connection became ready (the first connect included). */
+  get connections(): number {
+    return this.#connections;
   }
 
   /** EVALSHA, loading the script on NOSCRIPT. Rejects on any failure (and opens the breaker). */
@@ -117,12 +139,12 @@ export class RedisClient {
     this.#openUntil = 0;
     if (!this.#down) return;
     this.#down = false;
-    this.#log.info('Redis reachable again: shared rate limits back on');
+    this.#log.info(`Redis reachable again: ${this.#purpose.name} back on`);
   }
 
   #markDown(err: Error): void {
     if (this.#down || this.#stopped) return;
     this.#down = true;
-    this.#log.warn({ err: { message: err.message } }, 'Redis unavailable: rate limits fall back to the local share');
+    this.#log.warn({ err: { message: err.message } }, `Redis unavailable: ${this.#purpose.fallback}`);
   }
 }

@@ -21,6 +21,7 @@ export class DecodeContext {
     start_time_too_old: 0,
     start_time_too_new: 0,
     end_before_start: 0,
+    end_time_too_new: 0,
   };
   readonly sanitized: Record<SanitizeKind, number> = {
     invalid_utf8: 0,

@@ -104,6 +104,12 @@ export function isAllZero(id: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * end_time_unix_nano is a PostgreSQL bigint: a larger end (a fixed64 can reach 2^64 - 1) made the
+ * COPY of the whole batch fail (found by the fault suite's WebSocket fuzzer).
+ */
+const MAX_STORABLE_NS = 2n ** 63n - 1n;
+
 /** Validates the draft and stores a row, or counts the span as rejected. */
 export function acceptSpan(ctx: DecodeContext, d: SpanDraft): void {
   ctx.spanCount++;
@@ -117,6 +123,7 @@ export function acceptSpan(ctx: DecodeContext, d: SpanDraft): void {
   if (start < ctx.window.minStartUnixNano) return ctx.countRejected('start_time_too_old');
   if (start > ctx.window.maxStartUnixNano) return ctx.countRejected('start_time_too_new');
   if (end < start) return ctx.countRejected('end_before_start');
+  if (end > MAX_STORABLE_NS) return ctx.countRejected('end_time_too_new');
   const row: SpanRow = {
     traceId,
     spanId,

@@ -10,7 +10,8 @@ export type RejectReason =
   | 'invalid_parent_span_id'
   | 'start_time_too_old'
   | 'start_time_too_new'
-  | 'end_before_start';
+  | 'end_before_start'
+  | 'end_time_too_new'; // past 2^63 - 1 ns (year 2262): PostgreSQL's bigint cannot hold it
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'invalid_trace_id',
@@ -19,6 +20,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'start_time_too_old',
   'start_time_too_new',
   'end_before_start',
+  'end_time_too_new',
 ];
 
 /** What decode changed in a span that it still stored. Counted, never silent. */

@@ -58,6 +58,11 @@ export interface Metrics {
   wsCloses: Counter<'code'>;
   authFailures: Counter<'reason'>;
   rateLimitFallbacks: Counter;
+  queryCacheHits: Counter<'kind'>;
+  queryCacheMisses: Counter<'kind'>;
+  queryCacheErrors: Counter<'kind'>;
+  queryCacheFallbacks: Counter<'kind'>;
+  queryCacheUpdatesDropped: Counter;
 }
 
 export function createMetrics(registry: Registry): Metrics {
@@ -198,6 +203,35 @@ export function createMetrics(registry: Registry): Metrics {
       help: 'Rate-limit decisions taken in-process on the local share because Redis was down or slow.',
       registers,
     }),
+    queryCacheHits: new Counter({
+      name: 'tracehouse_query_cache_hits_total',
+      help: 'Query lookups answered by the cache, by kind (trace, trace_window, operations).',
+      labelNames: ['kind'],
+      registers,
+    }),
+    queryCacheMisses: new Counter({
+      name: 'tracehouse_query_cache_misses_total',
+      help: 'Query lookups the cache did not have, answered by PostgreSQL, by kind.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    queryCacheErrors: new Counter({
+      name: 'tracehouse_query_cache_errors_total',
+      help: 'Failed query cache commands (lookup, store, or ingest update: kind="update"), by kind.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    queryCacheFallbacks: new Counter({
+      name: 'tracehouse_query_cache_fallbacks_total',
+      help: 'Query lookups answered by PostgreSQL because the cache was down, slow or failed, by kind.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    queryCacheUpdatesDropped: new Counter({
+      name: 'tracehouse_query_cache_updates_dropped_total',
+      help: 'Ingest updates of the query cache dropped (Redis down or too much pending work); the cache generation moves instead.',
+      registers,
+    }),
   };
   initLabels(metrics);
   return metrics;
@@ -209,4 +243,10 @@ function initLabels(metrics: Metrics): void {
   for (const kind of ['retryable', 'data', 'other']) metrics.storageErrors.inc({ kind }, 0);
   for (const outcome of WS_FRAME_OUTCOMES) metrics.wsFrames.inc({ outcome }, 0);
   for (const reason of AUTH_FAILURE_REASONS) metrics.authFailures.inc({ reason }, 0);
+  for (const kind of ['trace', 'trace_window', 'operations']) {
+    for (const counter of [metrics.queryCacheHits, metrics.queryCacheMisses, metrics.queryCacheFallbacks]) {
+      counter.inc({ kind }, 0);
+    }
+  }
+  for (const kind of ['trace', 'operations', 'update']) metrics.queryCacheErrors.inc({ kind }, 0);
 }

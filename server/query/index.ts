@@ -13,15 +13,17 @@ import { registerJaegerV3 } from './jaeger-v3.js';
 import { PassThroughQueryCache, type QueryCache } from './query-cache.js';
 import type { QueryRouteOptions } from './route-support.js';
 import { registerTempo } from './tempo.js';
-import { TraceQueries } from './trace-queries.js';
+import { TraceQueries, type QueryCacheCounters } from './trace-queries.js';
 
-export { PassThroughQueryCache, type QueryCache } from './query-cache.js';
-export { TraceQueries } from './trace-queries.js';
+export { PassThroughQueryCache, type QueryCache, type QueryCacheUpdates } from './query-cache.js';
+export { TraceQueries, type QueryCacheCounters } from './trace-queries.js';
 
 export interface QueryApiOptions {
   reader: TraceReader;
   /** Hot lookups; without one every answer comes from PostgreSQL. */
   cache?: QueryCache;
+  /** Where cache hits, misses, errors and fallbacks are counted (the app's metrics). */
+  cacheCounters?: QueryCacheCounters;
   /**
    * Runs before every query handler (a fastify preHandler hook): throw, or send a reply, to refuse
    * the request. A per-request access check beyond the route's declared `traces:read` goes here.
@@ -35,7 +37,12 @@ export async function registerQueryApi(app: FastifyInstance, options: QueryApiOp
   await app.register(async (scope) => {
     if (options.authorize) scope.addHook('preHandler', options.authorize);
     const routeOptions: QueryRouteOptions = {
-      queries: new TraceQueries(options.reader, options.cache ?? new PassThroughQueryCache(), scope.log),
+      queries: new TraceQueries(
+        options.reader,
+        options.cache ?? new PassThroughQueryCache(),
+        scope.log,
+        options.cacheCounters,
+      ),
       now: options.now ?? Date.now,
     };
     await scope.register(async (family) => registerJaegerV1(family, routeOptions));

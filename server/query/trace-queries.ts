@@ -16,7 +16,8 @@ import type {
   TimeWindow,
   TraceReader,
 } from '../storage/reader-types.js';
-import type { QueryCache } from './query-cache.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { CacheStamp, QueryCache } from './query-cache.js';
 
 /** A search hit with what the Tempo search answer shows about it. */
 export interface TempoSearchHit extends SearchHit {
@@ -25,54 +26,97 @@ export interface TempoSearchHit extends SearchHit {
   services: Map<string, ServiceStats>;
 }
 
+/** The counters of cache lookups: lookups of a kind = hits + misses + fallbacks. */
+export type QueryCacheCounters = Pick<
+  Metrics,
+  'queryCacheHits' | 'queryCacheMisses' | 'queryCacheErrors' | 'queryCacheFallbacks'
+>;
+
+type LookupKind = 'trace' | 'trace_window' | 'operations';
+
 export class TraceQueries {
   readonly #reader: TraceReader;
   readonly #cache: QueryCache;
   readonly #log: FastifyBaseLogger;
+  readonly #counters: QueryCacheCounters | undefined;
 
-  constructor(reader: TraceReader, cache: QueryCache, log: FastifyBaseLogger) {
+  constructor(reader: TraceReader, cache: QueryCache, log: FastifyBaseLogger, counters?: QueryCacheCounters) {
     this.#reader = reader;
     this.#cache = cache;
     this.#log = log;
+    this.#counters = counters;
   }
 
-  /** A cache call that can only miss: a failure is logged and read as undefined. */
-  async #fromCache<T>(what: string, call: () => Promise<T>): Promise<T | undefined> {
+  /** A cache lookup that cannot fail: a failure is counted, logged and read as `unavailable`. */
+  async #lookup<T extends { kind: string }>(
+    kind: LookupKind,
+    call: () => Promise<T>,
+  ): Promise<T | { kind: 'unavailable' }> {
     try {
       return await call();
     } catch (err) {
-      this.#log.warn({ err, what }, 'query cache failed; reading PostgreSQL instead');
-      return undefined;
+      this.#counters?.queryCacheErrors.inc({ kind });
+      this.#log.warn({ err, kind }, 'query cache lookup failed; reading PostgreSQL instead');
+      return { kind: 'unavailable' };
     }
   }
 
-  #offer(what: string, call: () => Promise<void>): void {
-    call().catch((err: unknown) => this.#log.warn({ err, what }, 'query cache set failed'));
+  #count(counter: 'queryCacheHits' | 'queryCacheMisses' | 'queryCacheFallbacks', kind: LookupKind): void {
+    this.#counters?.[counter].inc({ kind });
+  }
+
+  /** Offers a value to the cache without waiting; a failed store is counted and forgotten. */
+  #offer(kind: LookupKind, stamp: CacheStamp | undefined, call: (stamp: CacheStamp) => Promise<void>): void {
+    if (stamp === undefined) return;
+    call(stamp).catch((err: unknown) => {
+      this.#counters?.queryCacheErrors.inc({ kind });
+      this.#log.warn({ err, kind }, 'query cache store failed');
+    });
   }
 
   /** The trace's spans sorted by start time, or undefined when this tenant has no such trace. */
   async getTrace(tenant: string, traceId: Buffer): Promise<StoredSpan[] | undefined> {
-    const cached = await this.#fromCache('trace', () => this.#cache.getTrace(tenant, traceId));
-    if (cached !== undefined) return cached;
-    const window = await this.#fromCache('trace window', () => this.#cache.getTraceWindow(tenant, traceId));
-    if (window !== undefined) {
-      const spans = await this.#reader.getTraceSpans(tenant, traceId, window);
-      return spans.length > 0 ? spans : undefined;
+    const lookup = await this.#lookup('trace', () => this.#cache.lookupTrace(tenant, traceId));
+    if (lookup.kind === 'trace') {
+      this.#count('queryCacheHits', 'trace');
+      return lookup.spans;
     }
+    if (lookup.kind === 'unavailable') {
+      this.#count('queryCacheFallbacks', 'trace');
+      return (await this.#reader.getTrace(tenant, traceId))?.spans;
+    }
+    this.#count('queryCacheMisses', 'trace');
+    if (lookup.kind === 'window') {
+      this.#count('queryCacheHits', 'trace_window');
+      const { window, stamp } = lookup;
+      const spans = await this.#reader.getTraceSpans(tenant, traceId, window);
+      if (spans.length === 0) return undefined;
+      this.#offer('trace', stamp, (s) => this.#cache.storeTrace(tenant, traceId, s, { window, spans }));
+      return spans;
+    }
+    this.#count('queryCacheMisses', 'trace_window');
     const trace = await this.#reader.getTrace(tenant, traceId);
     if (trace === undefined) return undefined;
     const { summary, spans } = trace;
-    this.#offer('trace window', () => this.#cache.setTraceWindow(tenant, traceId, summary));
-    this.#offer('trace', () => this.#cache.setTrace(tenant, traceId, summary, spans));
+    const window = { startUnixNano: summary.firstStartUnixNano, endUnixNano: summary.lastEndUnixNano };
+    this.#offer('trace', lookup.stamp, (s) =>
+      this.#cache.storeTrace(tenant, traceId, s, { window, spans, updatedAt: summary.updatedAt }),
+    );
     return spans;
   }
 
   /** The tenant's catalog: every (service, operation, kind) stored within retention. */
   async operations(tenant: string): Promise<Operation[]> {
-    const cached = await this.#fromCache('operations', () => this.#cache.getOperations(tenant));
-    if (cached !== undefined) return cached;
+    const lookup = await this.#lookup('operations', () => this.#cache.lookupOperations(tenant));
+    if (lookup.kind === 'hit') {
+      this.#count('queryCacheHits', 'operations');
+      return lookup.operations;
+    }
+    this.#count(lookup.kind === 'miss' ? 'queryCacheMisses' : 'queryCacheFallbacks', 'operations');
     const operations = await this.#reader.listOperations(tenant);
-    this.#offer('operations', () => this.#cache.setOperations(tenant, operations));
+    if (lookup.kind === 'miss') {
+      this.#offer('operations', lookup.stamp, (s) => this.#cache.storeOperations(tenant, s, operations));
+    }
     return operations;
   }
 

@@ -12,6 +12,7 @@ import type { DecodedRequest, TimeWindow, WireFormat } from '../decode/types.js'
 import { TracehouseError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { SpanMetrics } from '../ops/span-metrics.js';
+import type { QueryCacheUpdates } from '../query/query-cache.js';
 import type { Sampler } from './sampler.js';
 
 export type Transport = 'http' | 'websocket';
@@ -38,6 +39,8 @@ export interface IngestDeps {
   sampler?: Sampler;
   /** Span-derived metrics, fed with committed spans; without one, none. */
   spanMetrics?: SpanMetrics;
+  /** Told what committed, before the request is answered, so cached traces and catalogs stay current. */
+  queryCache?: QueryCacheUpdates;
   now?: () => number; // ms since epoch; tests move the clock
 }
 
@@ -130,12 +133,15 @@ export class IngestPipeline {
     }
     try {
       const result = await admission.committed;
+      this.#deps.queryCache?.noteWritten(tenant, rows);
       metrics.spansAccepted.inc({ tenant, transport }, rows.length);
       if (result.duplicates > 0) metrics.spansDuplicate.inc({ tenant }, result.duplicates);
       this.#deps.spanMetrics?.record(tenant, rows);
       return { ...outcome, duplicates: result.duplicates };
     } catch (err) {
       if (!(err instanceof BatchFailure)) throw err;
+      // A failed commit may still have happened (the connection broke after COMMIT was sent).
+      if (err.code === 'TH_ERR_STORAGE_UNAVAILABLE') this.#deps.queryCache?.noteWritten(tenant, rows);
       if (err.code === 'TH_ERR_STORAGE_REJECTED_DATA') {
         metrics.spansRejected.inc({ tenant, transport, reason: 'storage_rejected_data' }, rows.length);
       } else {

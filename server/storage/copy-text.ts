@@ -1,9 +1,12 @@
 /**
- * Span rows → PostgreSQL COPY text format, in the column order of SPAN_COLUMNS. One string per
- * row appended to ~1 MiB chunks; no per-field streams. Timestamps are computed exactly from the
- * bigint nanoseconds (floor to microseconds) without going through floating point.
+ * Span rows → PostgreSQL COPY text format, in the column order of STAGE_COLUMNS (sql.ts). One
+ * string per row appended to ~1 MiB chunks; no per-field streams. Timestamps are computed exactly
+ * from the bigint nanoseconds (floor to microseconds) without going through floating point.
+ * A row's resource and scope travel only with the first row of its (tenant, resource_id) in one
+ * encoding; later rows send \N there (the staging INSERT stores each resource once).
  */
 import type { SpanRow } from '../decode/types.js';
+import { ResourceIdResolver } from './resource-id.js';
 import type { SpanBatch } from './types.js';
 
 const CHUNK_CHARS = 1 << 20;
@@ -60,18 +63,35 @@ export interface EncodedRows {
 
 const US_PER_DAY = 86_400_000_000;
 
-/** Encodes every row of every batch. Does not mutate the batches. */
-export function encodeCopyRows(batches: readonly SpanBatch[]): EncodedRows {
+/**
+ * Encodes every row of every batch, in STAGE_COLUMNS order; with `resources: false`, in
+ * SPAN_COLUMNS order (no resource columns: what a raw COPY into spans takes). Does not mutate
+ * the batches.
+ */
+export function encodeCopyRows(batches: readonly SpanBatch[], options: { resources?: boolean } = {}): EncodedRows {
+  const withResources = options.resources ?? true;
   const chunks: Buffer[] = [];
   const days = new Set<number>();
   const timestamps = new TimestampFormatter();
+  const resourceIds = new ResourceIdResolver();
+  const sentResources = new Set<string>();
   let chunk = '';
   let rowCount = 0;
   for (const batch of batches) {
     const tenant = escapeCopyText(batch.tenant);
     for (const row of batch.rows) {
       days.add(Math.floor(TimestampFormatter.micros(row.startTimeUnixNano) / US_PER_DAY));
-      chunk += encodeRow(tenant, row, timestamps);
+      const resourceId = resourceIds.idOf(row);
+      let resource = '\n';
+      if (withResources) {
+        const resourceKey = `${resourceId}\t${batch.tenant}`;
+        if (sentResources.has(resourceKey)) resource = NO_RESOURCE;
+        else {
+          sentResources.add(resourceKey);
+          resource = encodeResource(row);
+        }
+      }
+      chunk += encodeRow(tenant, row, timestamps, resourceId, resource);
       rowCount++;
       if (chunk.length >= CHUNK_CHARS) {
         chunks.push(Buffer.from(chunk, 'utf8'));
@@ -83,15 +103,26 @@ export function encodeCopyRows(batches: readonly SpanBatch[]): EncodedRows {
   return { chunks, rowCount, days };
 }
 
-function encodeRow(tenant: string, r: SpanRow, ts: TimestampFormatter): string {
+/** The tail of a row whose resource was already sent in this encoding. */
+const NO_RESOURCE = '\t\\N\t\\N\t\\N\t\\N\n';
+
+function encodeResource(r: SpanRow): string {
+  return (
+    `\t${escapeCopyText(r.resourceAttributes)}\t${escapeCopyText(r.scopeName)}\t` +
+    `${escapeCopyText(r.scopeVersion)}\t${escapeCopyText(r.scopeAttributes)}\n`
+  );
+}
+
+/** One row; `tail` holds the resource columns (or none) and the line end. */
+function encodeRow(tenant: string, r: SpanRow, ts: TimestampFormatter, resourceId: bigint, tail: string): string {
   return (
     `${tenant}\t${byteaField(r.traceId)}\t${byteaField(r.spanId)}\t${byteaField(r.parentSpanId)}\t` +
     `${escapeCopyText(r.traceState)}\t${r.flags}\t${escapeCopyText(r.name)}\t${r.kind}\t` +
     `${escapeCopyText(r.serviceName)}\t${ts.format(r.startTimeUnixNano)}\t${ts.format(r.endTimeUnixNano)}\t` +
     `${r.startTimeUnixNano}\t${r.endTimeUnixNano}\t${r.endTimeUnixNano - r.startTimeUnixNano}\t` +
     `${r.statusCode}\t${escapeCopyText(r.statusMessage)}\t${escapeCopyText(r.attributes)}\t` +
-    `${escapeCopyText(r.resourceAttributes)}\t${escapeCopyText(r.scopeName)}\t${escapeCopyText(r.scopeVersion)}\t` +
-    `${escapeCopyText(r.scopeAttributes)}\t${escapeCopyText(r.events)}\t${escapeCopyText(r.links)}\t` +
-    `${r.droppedAttributesCount}\t${r.droppedEventsCount}\t${r.droppedLinksCount}\t${r.samplingWeight}\n`
+    `${escapeCopyText(r.events)}\t${escapeCopyText(r.links)}\t` +
+    `${r.droppedAttributesCount}\t${r.droppedEventsCount}\t${r.droppedLinksCount}\t${r.samplingWeight}\t` +
+    `${resourceId}${tail}`
   );
 }

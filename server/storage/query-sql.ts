@@ -7,14 +7,22 @@
 /** operations.last_seen lags the newest span by at most this (OPERATION_REFRESH_INTERVAL in sql.ts). */
 export const OPERATION_REFRESH_INTERVAL_MS = 60_000;
 
-/** Columns of a stored span as the reader maps them (rowToSpan in trace-reader.ts). */
+/**
+ * Columns of a stored span as the reader maps them (rowToSpan in trace-reader.ts): the spans row
+ * `s` and its resource `r`, joined by RESOURCE_JOIN. A span whose resource row is missing (not
+ * expected: resources are never deleted) reads with an empty resource rather than not at all.
+ */
 export const SPAN_COLUMNS_FOR_READ = `
   s.trace_id, s.span_id, s.parent_span_id, s.trace_state, s.flags, s.name, s.kind, s.service_name,
   s.start_time_unix_nano, s.end_time_unix_nano, s.status_code, s.status_message,
-  s.attributes::text AS attributes, s.resource_attributes::text AS resource_attributes,
-  s.scope_name, s.scope_version, s.scope_attributes::text AS scope_attributes,
+  s.attributes::text AS attributes, coalesce(r.attributes::text, '{}') AS resource_attributes,
+  coalesce(r.scope_name, '') AS scope_name, coalesce(r.scope_version, '') AS scope_version,
+  coalesce(r.scope_attributes::text, '{}') AS scope_attributes,
   s.events::text AS events, s.links::text AS links,
   s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count`;
+
+/** The span's resource and scope (migrations/000005), for SPAN_COLUMNS_FOR_READ. */
+export const RESOURCE_JOIN = 'LEFT JOIN resources r ON r.tenant = s.tenant AND r.resource_id = s.resource_id';
 
 /** Columns of a trace summary as the reader maps them (rowToSummary in trace-reader.ts). */
 export const SUMMARY_COLUMNS = `
@@ -35,6 +43,7 @@ SELECT t.first_start_unix_nano AS t_first_start_unix_nano, t.last_end_unix_nano 
   FROM traces t
   JOIN spans s
     ON s.tenant = t.tenant AND s.trace_id = t.trace_id AND s.start_time >= t.first_start AND s.start_time <= t.last_end
+  ${RESOURCE_JOIN}
  WHERE t.tenant = $1 AND t.trace_id = $2
  ORDER BY s.start_time_unix_nano, s.span_id`;
 
@@ -45,6 +54,7 @@ SELECT t.first_start_unix_nano AS t_first_start_unix_nano, t.last_end_unix_nano 
 export const SELECT_TRACE_SPANS = `
 SELECT ${SPAN_COLUMNS_FOR_READ}
   FROM spans s
+  ${RESOURCE_JOIN}
  WHERE s.tenant = $1 AND s.trace_id = $2 AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
  ORDER BY s.start_time_unix_nano, s.span_id`;
 
@@ -52,6 +62,7 @@ SELECT ${SPAN_COLUMNS_FOR_READ}
 export const SELECT_SPANS_OF_TRACES = `
 SELECT ${SPAN_COLUMNS_FOR_READ}
   FROM spans s
+  ${RESOURCE_JOIN}
  WHERE s.tenant = $1 AND s.trace_id = ANY($2::bytea[])
    AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
  ORDER BY s.trace_id, s.start_time_unix_nano, s.span_id`;
@@ -102,10 +113,10 @@ SELECT p.service_name AS parent, c.service_name AS child, count(*)::bigint AS ca
  */
 export const SELECT_TAG_NAMES = `
 WITH sample AS MATERIALIZED (
-  SELECT x.attributes, x.resource_attributes
+  SELECT x.attributes, x.tenant, x.resource_id
     FROM unnest($2::text[]) AS svc(name)
     CROSS JOIN LATERAL (
-      SELECT s.attributes, s.resource_attributes
+      SELECT s.attributes, s.tenant, s.resource_id
         FROM spans s
        WHERE s.tenant = $1 AND s.service_name = svc.name
          AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
@@ -114,5 +125,7 @@ WITH sample AS MATERIALIZED (
 )
 SELECT DISTINCT 'span' AS scope, jsonb_object_keys(attributes) AS key FROM sample
 UNION
-SELECT DISTINCT 'resource' AS scope, jsonb_object_keys(resource_attributes) AS key FROM sample
+SELECT DISTINCT 'resource' AS scope, jsonb_object_keys(r.attributes) AS key
+  FROM (SELECT DISTINCT tenant, resource_id FROM sample) x
+  JOIN resources r ON r.tenant = x.tenant AND r.resource_id = x.resource_id
 ORDER BY scope, key`;

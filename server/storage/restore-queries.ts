@@ -287,6 +287,33 @@ export class RestoreTarget {
   }
 
   /**
+   * Adds the backup's `resources` rows (COPY-text lines in `columns` order) that the target lacks,
+   * in one transaction; a resource id names the same resource everywhere, so existing rows stay.
+   * Returns how many were new.
+   */
+  async mergeResources(columns: readonly string[], lines: readonly string[]): Promise<number> {
+    const client = this.#client;
+    await client.query(
+      'CREATE TEMP TABLE IF NOT EXISTS th_resource_stage (LIKE resources INCLUDING DEFAULTS) ON COMMIT DELETE ROWS',
+    );
+    await client.query('BEGIN');
+    try {
+      const list = columns.map((c) => pg.escapeIdentifier(c)).join(', ');
+      const copy = `COPY pg_temp.th_resource_stage (${list}) FROM STDIN`;
+      await pipeline(Readable.from(lines.map((line) => `${line}\n`)), client.query(pgCopyStreams.from(copy)));
+      const { rowCount } = await client.query(
+        `INSERT INTO resources (${list}) SELECT ${list} FROM pg_temp.th_resource_stage ` +
+          'ORDER BY tenant, resource_id ON CONFLICT DO NOTHING',
+      );
+      await client.query('COMMIT');
+      return rowCount ?? 0;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
    * Deletes every row of one partition and makes the summaries of the traces it touched exact
    * again (recomputed from the spans that remain), in one transaction; the RED rollup minutes of
    * those spans go too (a minute's spans all lie in one day partition), so reloading the day counts

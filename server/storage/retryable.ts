@@ -12,6 +12,7 @@ export const RETRYABLE_SQLSTATE_CLASSES: Readonly<Record<string, string>> = {
 
 /** Individual SQLSTATEs that are transient. */
 export const RETRYABLE_SQLSTATES: Readonly<Record<string, string>> = {
+  '25006': 'read-only transaction (a standby, or default_transaction_read_only while failing over)',
   '40001': 'serialization failure',
   '40P01': 'deadlock detected',
   '55P03': 'lock not available (lock_timeout)',

@@ -17,7 +17,7 @@ import type {
   TraceCondition,
   TraceSummary,
 } from './reader-types.js';
-import { SPAN_COLUMNS_FOR_READ, SUMMARY_COLUMNS } from './query-sql.js';
+import { RESOURCE_JOIN, SPAN_COLUMNS_FOR_READ, SUMMARY_COLUMNS } from './query-sql.js';
 
 export interface Statement {
   text: string;
@@ -27,6 +27,10 @@ export interface Statement {
 /** Collects parameter values; add() returns the placeholder of the value it was given. */
 export class Params {
   readonly values: unknown[] = [];
+  /** The tenant's placeholder, for conditions on the tenant's resources (set by each builder). */
+  tenant = '';
+  /** Resource ids already known to meet a condition (buildResourceMatches), by condition. */
+  resources: ResourceMatches | undefined;
 
   add(value: unknown): string {
     this.values.push(value);
@@ -114,6 +118,67 @@ function textForms(text: string): string[] {
   return forms;
 }
 
+/** The resource ids of the tenant that meet each resource-reading condition of a query. */
+export type ResourceMatches = Map<SpanCondition, readonly bigint[]>;
+
+/** More matching resources than this are left to a subquery rather than sent as a parameter. */
+const MAX_INLINE_RESOURCE_IDS = 1000;
+
+/** Whether a condition reads resource attributes (other than service.name, a spans column). */
+export function readsResources(condition: SpanCondition): boolean {
+  if (condition.target === 'tag') return true;
+  return condition.target === 'attribute' && condition.scope !== 'span' && condition.key !== 'service.name';
+}
+
+/** The condition's test on one resource attribute map. */
+function resourceTest(condition: SpanCondition, column: string, params: Params): string {
+  if (condition.target === 'tag') {
+    return `(${textForms(condition.value)
+      .map((form) => containment(column, condition.key, form, params))
+      .join(' OR ')})`;
+  }
+  if (condition.target !== 'attribute') throw new Error(`${condition.target} conditions read no resource`);
+  return compareAttribute(column, condition.key, condition.op, condition.value, params);
+}
+
+/**
+ * One statement listing, for each resource-reading condition (by its index in `conditions`), the
+ * tenant's resources that meet it: a lookup in the small resources table, done before a search so
+ * that the span statement gets the actual ids (or `false`) and the planner can plan for them.
+ */
+export function buildResourceMatches(tenant: string, conditions: readonly SpanCondition[]): Statement | undefined {
+  const params = new Params();
+  const $tenant = params.add(tenant);
+  const arms = conditions.flatMap((condition, n) =>
+    readsResources(condition)
+      ? [
+          `SELECT ${n} AS n, r.resource_id FROM resources r ` +
+            `WHERE r.tenant = ${$tenant} AND ${resourceTest(condition, 'r.attributes', params)}`,
+        ]
+      : [],
+  );
+  if (arms.length === 0) return undefined;
+  return { text: arms.join('\nUNION ALL\n'), values: params.values };
+}
+
+/**
+ * A condition on the span's resource (migrations/000005) as a test of spans.resource_id: against
+ * the ids found by buildResourceMatches when the caller has them (`false` when none match), else
+ * against an uncorrelated subquery on the resources table.
+ */
+function onResources(condition: SpanCondition, params: Params): string {
+  const ids = params.resources?.get(condition);
+  if (ids !== undefined && ids.length === 0) return 'false';
+  if (ids !== undefined && ids.length <= MAX_INLINE_RESOURCE_IDS) {
+    return `s.resource_id = ANY(${params.add(ids.map(String))}::bigint[])`;
+  }
+  if (params.tenant === '') throw new Error('a resource condition needs the tenant placeholder');
+  return (
+    `s.resource_id = ANY(ARRAY(SELECT r.resource_id FROM resources r ` +
+    `WHERE r.tenant = ${params.tenant} AND ${resourceTest(condition, 'r.attributes', params)}))`
+  );
+}
+
 /** One span condition as a boolean SQL expression over the spans row `s`. */
 export function spanConditionSql(condition: SpanCondition, params: Params): string {
   switch (condition.target) {
@@ -143,17 +208,13 @@ export function spanConditionSql(condition: SpanCondition, params: Params): stri
           ? typeof value === 'string'
             ? compareColumn('s.service_name', op, value, params)
             : 'false'
-          : compareAttribute('s.resource_attributes', key, op, value, params);
+          : onResources(condition, params);
       if (scope === 'span') return onSpan();
       if (scope === 'resource') return onResource();
       return `(${onSpan()} OR ${onResource()})`;
     }
     case 'tag': {
-      const forms = textForms(condition.value);
-      const arms = ['s.attributes', 's.resource_attributes'].flatMap((column) =>
-        forms.map((form) => containment(column, condition.key, form, params)),
-      );
-      return `(${arms.join(' OR ')})`;
+      return `(${resourceTest(condition, 's.attributes', params)} OR ${onResources(condition, params)})`;
     }
   }
 }
@@ -187,9 +248,12 @@ export function buildSearchPage(
   fromMicros: bigint,
   toMicros: bigint,
   pageSize: number,
+  resources?: ResourceMatches,
 ): Statement {
   const params = new Params();
+  params.resources = resources;
   const $tenant = params.add(tenant);
+  params.tenant = $tenant;
   const $services = params.add(services);
   const where =
     `s.tenant = ${$tenant} AND s.service_name = svc.name` +
@@ -235,12 +299,15 @@ export function buildMatchingSpans(
   query: SearchQuery,
   traces: readonly TraceSummary[],
   perTrace: number,
+  resources?: ResourceMatches,
 ): Statement {
   const params = new Params();
+  params.resources = resources;
   const $ids = params.add(traces.map((t) => t.traceId));
   const $firsts = params.add(traces.map((t) => nanosToTimestamptz(t.firstStartUnixNano)));
   const $lasts = params.add(traces.map((t) => nanosToTimestamptz(t.lastEndUnixNano)));
   const $tenant = params.add(tenant);
+  params.tenant = $tenant;
   const $from = params.add(nanosToTimestamptz(query.window.startUnixNano));
   const $to = params.add(nanosToTimestamptz(query.window.endUnixNano));
   const conditions = query.spanConditions.map((c) => spanConditionSql(c, params));
@@ -256,7 +323,8 @@ SELECT x.*
              WHERE p.tenant = ${$tenant} AND p.trace_id = tr.id
                AND p.start_time >= greatest(tr.first_start, ${$from}::timestamptz)
                AND p.start_time <= least(tr.last_end, ${$to}::timestamptz)
-            OFFSET 0) s${where}
+            OFFSET 0) s
+      ${RESOURCE_JOIN}${where}
   ) x
  WHERE x.rn <= ${params.add(perTrace)}
  ORDER BY x.trace_id, x.rn`;
@@ -270,17 +338,20 @@ export function buildTagValues(
   options: { services: readonly string[]; fromMicros: bigint; toMicros: bigint; conditions: readonly SpanCondition[] },
   samplePerService: number,
   maxValues: number,
+  resources?: ResourceMatches,
 ): Statement {
   const params = new Params();
+  params.resources = resources;
   const $tenant = params.add(tenant);
+  params.tenant = $tenant;
   const $services = params.add(options.services);
   const k = params.add(attribute.key);
   const value =
     attribute.scope === 'span'
       ? `s.attributes -> ${k}`
       : attribute.scope === 'resource'
-        ? `s.resource_attributes -> ${k}`
-        : `coalesce(s.attributes -> ${k}, s.resource_attributes -> ${k})`;
+        ? `r.attributes -> ${k}`
+        : `coalesce(s.attributes -> ${k}, r.attributes -> ${k})`;
   const where =
     `s.tenant = ${$tenant} AND s.service_name = svc.name` +
     `\n         AND s.start_time >= ${params.add(microsToTimestamptz(options.fromMicros))}::timestamptz` +
@@ -293,6 +364,7 @@ SELECT DISTINCT x.v::text AS value
   CROSS JOIN LATERAL (
     SELECT ${value} AS v
       FROM spans s
+      ${attribute.scope === 'span' ? '' : RESOURCE_JOIN}
      WHERE ${where}
      ORDER BY s.start_time DESC
      LIMIT ${params.add(samplePerService)}) x

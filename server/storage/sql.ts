@@ -67,19 +67,38 @@ export const SPAN_COLUMNS = [
   'status_code',
   'status_message',
   'attributes',
-  'resource_attributes',
-  'scope_name',
-  'scope_version',
-  'scope_attributes',
   'events',
   'links',
   'dropped_attributes_count',
   'dropped_events_count',
   'dropped_links_count',
   'sampling_weight',
+  'resource_id',
 ] as const;
 
 const COLUMN_LIST = SPAN_COLUMNS.join(', ');
+
+/**
+ * The staging table's extra columns: a span's resource and scope (migrations/000005). The writer
+ * fills them on the first row of each (tenant, resource_id) in a write and leaves them NULL (\N)
+ * elsewhere; rows from backups made before 000005 carry them on every row and no resource_id.
+ */
+export const STAGE_RESOURCE_COLUMNS = [
+  'resource_attributes',
+  'scope_name',
+  'scope_version',
+  'scope_attributes',
+] as const;
+
+/** Column order of the writer's COPY text rows (copy-text.ts); must match it exactly. */
+export const STAGE_COLUMNS = [...SPAN_COLUMNS, ...STAGE_RESOURCE_COLUMNS] as const;
+
+/** A staged row's resource_id: the writer's, else computed from its resource columns in SQL. */
+const STAGED_RESOURCE_ID =
+  "coalesce(resource_id, tracehouse_resource_id(resource_attributes, coalesce(scope_name, ''), " +
+  "coalesce(scope_version, ''), coalesce(scope_attributes, '{}')))";
+
+const STAGED_SPAN_VALUES = SPAN_COLUMNS.map((c) => (c === 'resource_id' ? STAGED_RESOURCE_ID : c)).join(', ');
 
 /**
  * The per-connection staging table. TEMP: not WAL-logged, invisible to other sessions, gone with
@@ -87,9 +106,11 @@ const COLUMN_LIST = SPAN_COLUMNS.join(', ');
  * a COPY without a newer column (a day restored from an older backup) gets its default.
  */
 export const CREATE_STAGE =
-  'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans INCLUDING DEFAULTS) ON COMMIT DELETE ROWS';
+  'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans INCLUDING DEFAULTS, resource_attributes jsonb, ' +
+  'scope_name text, scope_version text, scope_attributes jsonb) ON COMMIT DELETE ROWS;\n' +
+  'ALTER TABLE pg_temp.th_stage ALTER COLUMN resource_id DROP NOT NULL';
 
-export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${COLUMN_LIST}) FROM STDIN`;
+export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${STAGE_COLUMNS.join(', ')}) FROM STDIN`;
 
 /** COPY straight into spans: no dedupe. Used by the write benchmark as the physical limit. */
 export const COPY_INTO_SPANS = `COPY spans (${COLUMN_LIST}) FROM STDIN`;
@@ -209,9 +230,18 @@ ON CONFLICT (tenant, minute, service_name, span_name, span_kind, status_code, wr
  * row: { inserted }.
  */
 export const INSERT_FROM_STAGE = `
-WITH ins AS (
+WITH res AS (
+  INSERT INTO resources (tenant, resource_id, attributes, scope_name, scope_version, scope_attributes)
+  SELECT DISTINCT ON (tenant, id) tenant, id, resource_attributes, coalesce(scope_name, ''),
+         coalesce(scope_version, ''), coalesce(scope_attributes, '{}')
+    FROM (SELECT tenant, ${STAGED_RESOURCE_ID} AS id, resource_attributes, scope_name, scope_version, scope_attributes
+            FROM pg_temp.th_stage
+           WHERE resource_attributes IS NOT NULL) r
+   ORDER BY tenant, id
+  ON CONFLICT DO NOTHING
+), ins AS (
   INSERT INTO spans (${COLUMN_LIST})
-  SELECT ${COLUMN_LIST} FROM pg_temp.th_stage
+  SELECT ${STAGED_SPAN_VALUES} FROM pg_temp.th_stage
    ORDER BY tenant, trace_id, span_id, start_time
   ON CONFLICT DO NOTHING
   ${RETURNING_FOR_TRACES}
@@ -250,20 +280,17 @@ const SPAN_COLUMN_ARRAY_TYPES = [
   'text[]',
   'jsonb[]',
   'jsonb[]',
-  'text[]',
-  'text[]',
-  'jsonb[]',
-  'jsonb[]',
   'jsonb[]',
   'integer[]',
   'integer[]',
   'integer[]',
   'float8[]',
+  'bigint[]',
 ] as const;
 
 /**
  * The single-statement alternative measured by loadtests/bench-write.ts: one parameter per column
- * (an array), unnest()ed, with the same dedupe and summary upsert. Kept here so the benchmark
+ * (an array), unnest()ed, with the same dedupe and summary upsert (resources rows not included). Kept here so the benchmark
  * measures exactly the SQL we would ship.
  */
 export const INSERT_UNNEST = `

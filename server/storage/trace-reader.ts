@@ -30,8 +30,11 @@ import {
 } from './query-sql.js';
 import {
   buildMatchingSpans,
+  buildResourceMatches,
   buildSearchPage,
   buildTagValues,
+  readsResources,
+  type ResourceMatches,
   buildTraceSummaries,
   nanosToTimestamptz,
   type Statement,
@@ -204,13 +207,16 @@ export class PgTraceReader implements TraceReader {
     if (query.limit <= 0 || query.window.endUnixNano < query.window.startUnixNano) return [];
     const services = await this.#candidateServices(tenant, query.spanConditions, query.window);
     if (services.length === 0) return [];
+    const resources = await this.#resourceMatches(tenant, query.spanConditions);
     const fromMicros = query.window.startUnixNano / 1000n;
     let toMicros = query.window.endUnixNano / 1000n + 1n;
     const pageSize = searchPageSize(query.limit);
     const hits: SearchHit[] = [];
     const seen = new Set<string>();
     for (;;) {
-      const rows = await this.#query(buildSearchPage(tenant, query, services, fromMicros, toMicros, pageSize));
+      const rows = await this.#query(
+        buildSearchPage(tenant, query, services, fromMicros, toMicros, pageSize, resources),
+      );
       // Traces in the order of their latest matching span: the first time the page shows them.
       const fresh = new Map<string, { traceId: Buffer; lastMatchUnixNano: bigint }>();
       for (const row of rows) {
@@ -254,7 +260,8 @@ export class PgTraceReader implements TraceReader {
   ): Promise<Map<string, { spans: StoredSpan[]; matched: number }>> {
     const byTrace = new Map<string, { spans: StoredSpan[]; matched: number }>();
     if (traces.length === 0) return byTrace;
-    const statement = buildMatchingSpans(tenant, query, traces, perTrace);
+    const resources = await this.#resourceMatches(tenant, query.spanConditions);
+    const statement = buildMatchingSpans(tenant, query, traces, perTrace, resources);
     for (const row of await this.#query(statement)) {
       const key = (row.trace_id as Buffer).toString('hex');
       let entry = byTrace.get(key);
@@ -352,8 +359,21 @@ export class PgTraceReader implements TraceReader {
       },
       options.samplePerService,
       options.maxValues,
+      await this.#resourceMatches(tenant, options.conditions),
     );
     return (await this.#query(statement)).map((row) => row.value as string);
+  }
+
+  /** The tenant's resources meeting each resource-reading condition (one small lookup, or none). */
+  async #resourceMatches(tenant: string, conditions: readonly SpanCondition[]): Promise<ResourceMatches | undefined> {
+    const statement = buildResourceMatches(tenant, conditions);
+    if (statement === undefined) return undefined;
+    const matches: ResourceMatches = new Map();
+    for (const condition of conditions) if (readsResources(condition)) matches.set(condition, []);
+    for (const row of await this.#query(statement)) {
+      (matches.get(conditions[row.n as number]) as bigint[]).push(BigInt(row.resource_id as string));
+    }
+    return matches;
   }
 
   /** Services that have an operation matching the conditions' equalities, seen in the window. */

@@ -44,6 +44,8 @@ export interface OtlpLoadOptions {
   attemptTimeoutMs?: number;
   /** Attempts per request before it is abandoned. */
   maxAttempts?: number;
+  /** Extra request headers, e.g. `authorization` (read at each attempt, so a token may be renewed). */
+  headers?: Record<string, string>;
 }
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -61,11 +63,32 @@ export class OtlpLoad {
   readonly #sleepers = new Set<() => void>();
 
   constructor(options: OtlpLoadOptions) {
-    this.#options = { retryDelayMs: 1000, attemptTimeoutMs: 15_000, maxAttempts: 1000, ...options };
+    this.#options = { retryDelayMs: 1000, attemptTimeoutMs: 15_000, maxAttempts: 1000, headers: {}, ...options };
   }
 
   start(): void {
-    for (let i = 0; i < this.#options.concurrency; i++) this.#loops.push(this.#loop());
+    this.grow(this.#options.concurrency);
+  }
+
+  /** Adds `clients` more loops (a growing client population). */
+  grow(clients: number): void {
+    for (let i = 0; i < clients; i++) this.#loops.push(this.#loop());
+  }
+
+  get clients(): number {
+    return this.#loops.length;
+  }
+
+  /**
+   * The next request's span keys and body: `spansPerRequest` fresh realistic spans, encoded by the
+   * SDK's serializer. A subclass may produce them more cheaply (loadtests/faults/fast-load.ts).
+   */
+  protected nextRequest(): { spanKeys: string[]; body: Uint8Array<ArrayBuffer> } {
+    const spans = realisticSpans(this.#options.spansPerRequest, { nowMs: Date.now() });
+    return {
+      spanKeys: spans.map((s) => spanKey(s.traceId, s.spanId)),
+      body: new Uint8Array(buildRequest({ spans }).protobuf),
+    };
   }
 
   stopNew(): void {
@@ -115,10 +138,10 @@ export class OtlpLoad {
 
   async #loop(): Promise<void> {
     while (this.#acceptNew && this.requests.length < this.#options.maxRequests) {
-      const spans = realisticSpans(this.#options.spansPerRequest, { nowMs: Date.now() });
-      const request: SentRequest = { spanKeys: spans.map((s) => spanKey(s.traceId, s.spanId)), attempts: [] };
+      const { spanKeys, body } = this.nextRequest();
+      const request: SentRequest = { spanKeys, attempts: [] };
       this.requests.push(request);
-      await this.#deliver(request, new Uint8Array(buildRequest({ spans }).protobuf));
+      await this.#deliver(request, body);
       if (this.#acceptNew && this.#options.pauseMs > 0) await this.#sleep(this.#options.pauseMs);
     }
   }
@@ -146,7 +169,7 @@ export class OtlpLoad {
     try {
       const res = await fetch(this.#options.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-protobuf' },
+        headers: { ...this.#options.headers, 'content-type': 'application/x-protobuf' },
         body,
         signal: AbortSignal.timeout(this.#options.attemptTimeoutMs),
       });

@@ -136,6 +136,8 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
   const storage = await createStorage({ ...ctx.storage, connectionString: ctx.databaseUrl }, ctx.log);
   const problems: string[] = [];
   try {
+    const resources = await mergeBackupResources(ctx);
+    if (resources > 0) reporter.print(`added ${formatCount(resources)} resource(s) from the backup's catalog`);
     for (const plan of plans) {
       if (plan.action === 'skip') continue;
       problems.push(
@@ -149,6 +151,30 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
     throw new OpsError(`the restore finished but VERIFICATION FAILED:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   return { verified: plans.length, problems };
+}
+
+/**
+ * The restored days' spans point at resources by id (migrations/000005): the backup's `resources`
+ * rows the target lacks come first, from the catalog dump. A backup made before 000005 has no such
+ * table; its span rows carry their resources themselves and the staging INSERT stores them.
+ */
+async function mergeBackupResources(ctx: DayRestoreContext): Promise<number> {
+  let columns: string[] | undefined;
+  let done = false;
+  const lines: string[] = [];
+  const args = ['--data-only', '--table=resources', path.join(ctx.from, ctx.manifest.catalog.file)];
+  await streamArchiveSql(ctx.pgRestore, args, (line) => {
+    if (done) return;
+    if (!columns) {
+      const m = /^COPY (\S+) \((.+)\) FROM stdin;$/.exec(line);
+      if (m) columns = parseColumnList(m[2]);
+      return;
+    }
+    if (line === '\\.') done = true;
+    else lines.push(line);
+  });
+  if (!columns || lines.length === 0) return 0;
+  return ctx.target.mergeResources(columns, lines);
 }
 
 async function restoreOneDay(

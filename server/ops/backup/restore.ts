@@ -57,6 +57,7 @@ const TRACEHOUSE_OBJECTS = new Set([
   'spans',
   'traces',
   'operations',
+  'resources',
   'tenant_readers',
   'schema_migrations',
   'tracehouse_create_tenant_reader',
@@ -69,6 +70,7 @@ const TRACEHOUSE_OBJECTS = new Set([
   'tracehouse_add_buckets',
   'tracehouse_sum_buckets',
   'tracehouse_histogram_quantile',
+  'tracehouse_resource_id',
 ]);
 
 export async function runRestore(options: RestoreOptions, reporter: Reporter): Promise<RestoreOutcome> {

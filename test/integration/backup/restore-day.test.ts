@@ -11,7 +11,7 @@ import { runOpsCommand } from '../../../server/cli-ops.js';
 import { loadConfig, type Config } from '../../../server/config.js';
 import { parseManifest, type Manifest } from '../../../server/ops/backup/manifest.js';
 import { partitionName, dayOf } from '../../../server/storage/partitions.js';
-import { useTestDatabase } from '../../helpers/db.js';
+import { createDatabase, databaseUrl, dropDatabase, newDatabaseName, useTestDatabase } from '../../helpers/db.js';
 import { spanKey, waitUntil } from '../../helpers/otlp-load.js';
 import { readStoredSpans } from '../../helpers/stored-spans.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
@@ -186,5 +186,31 @@ describe('restore of one day into a live database', () => {
       false,
     );
     expect(stored.summaryMismatches).toEqual([]);
+  });
+
+  it("brings a day's resources along into another database that never saw them", async () => {
+    const other = newDatabaseName();
+    await createDatabase(other);
+    try {
+      const otherConfig = loadConfig({}, { storage: { databaseUrl: databaseUrl(other) } });
+      const io = captureIo();
+      const code = await runOpsCommand(
+        'restore',
+        ['--from', path.join(backupDir, 'b'), '--partition', isoDay(D3)],
+        otherConfig,
+        io,
+      );
+      expect(code, io.err()).toBe(0);
+      expect(io.out()).toMatch(/added \d+ resource\(s\) from the backup's catalog/);
+      const rows = await queryOnce<{ spans: string; resolved: string; hosts: string[] }>(
+        databaseUrl(other),
+        `SELECT count(*) AS spans, count(r.resource_id) AS resolved, array_agg(DISTINCT r.attributes ->> 'host.name') AS hosts
+           FROM spans s LEFT JOIN resources r USING (tenant, resource_id)`,
+      );
+      const day = String(40 * 8 + 10 * 4 + 2);
+      expect(rows).toEqual([{ spans: day, resolved: day, hosts: ['node-1'] }]);
+    } finally {
+      await dropDatabase(other);
+    }
   });
 });

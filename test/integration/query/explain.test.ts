@@ -16,10 +16,13 @@ import {
 import type { SearchQuery, SpanCondition } from '../../../server/storage/reader-types.js';
 import {
   buildMatchingSpans,
+  buildResourceMatches,
   buildSearchPage,
   buildTraceSummaries,
   buildTagValues,
   nanosToTimestamptz,
+  readsResources,
+  type ResourceMatches,
   type Statement,
 } from '../../../server/storage/search-sql.js';
 import { searchPageSize } from '../../../server/storage/trace-reader.js';
@@ -43,7 +46,7 @@ const TENANT = 'default';
 /** 8-span traces, one every 1.08 s over three days, services svc-0…svc-11, typed attributes. */
 const GENERATE = `
 INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
-                   start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, attributes, resource_attributes)
+                   start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, attributes, resource_id)
 SELECT $1, decode(md5('trace' || t), 'hex'), substring(decode(md5('span' || g), 'hex') FROM 1 FOR 8),
        CASE WHEN g % ${SPANS_PER_TRACE} = 0 THEN NULL ELSE substring(decode(md5('span' || (g - g % ${SPANS_PER_TRACE})), 'hex') FROM 1 FOR 8) END,
        'op-' || (g % 9), CASE WHEN g % ${SPANS_PER_TRACE} = 0 THEN 2 ELSE 3 END, 'svc-' || (t % ${SERVICES}),
@@ -51,11 +54,16 @@ SELECT $1, decode(md5('trace' || t), 'hex'), substring(decode(md5('span' || g), 
        (extract(epoch FROM start_ts) * 1e9)::bigint, (extract(epoch FROM start_ts) * 1e9)::bigint + dur_ns, dur_ns,
        CASE WHEN g % 50 = 0 THEN 2 ELSE 0 END,
        jsonb_build_object('http.route', '/r/' || (g % 40), 'http.response.status_code', CASE WHEN g % 50 = 0 THEN 500 ELSE 200 END),
-       jsonb_build_object('service.name', 'svc-' || (t % ${SERVICES}))
+       t % ${SERVICES}
   FROM generate_series(0, $2::int - 1) AS g,
        LATERAL (SELECT g / ${SPANS_PER_TRACE} AS t) tr,
        LATERAL (SELECT to_timestamp($3::double precision / 1000) - make_interval(secs => tr.t * 8.64) + make_interval(secs => (g % ${SPANS_PER_TRACE}) * 0.001) AS start_ts,
                        ((g * 7919) % 400000000)::bigint + 1000 AS dur_ns) x`;
+
+/** One resource per service: resource_id = the service's number. */
+const RESOURCES = `
+INSERT INTO resources (tenant, resource_id, attributes)
+SELECT $1, n, jsonb_build_object('service.name', 'svc-' || n) FROM generate_series(0, ${SERVICES} - 1) AS n`;
 
 const SUMMARIZE = `
 INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count)
@@ -71,6 +79,7 @@ beforeAll(async () => {
   await storage.partitions.ensureRange(new Date(BASE_MS - 3 * DAY_MS), new Date(BASE_MS + DAY_MS));
   pool = db.pool({ max: 1 });
   await pool.query(GENERATE, [TENANT, SPANS, BASE_MS + DAY_MS / 2 - 60_000]);
+  await pool.query(RESOURCES, [TENANT]);
   await pool.query(SUMMARIZE);
   await pool.query(CATALOG);
   await pool.query('ANALYZE spans');
@@ -116,10 +125,22 @@ function query(conditions: SpanCondition[]): SearchQuery {
   return { window: lastHour, spanConditions: conditions, traceConditions: [], limit: 20 };
 }
 
-function page(q: SearchQuery, services: string[]): Statement {
+/** The tenant's resources meeting each resource-reading condition, as the reader looks them up first. */
+async function resourceMatches(conditions: SpanCondition[]): Promise<ResourceMatches | undefined> {
+  const statement = buildResourceMatches(TENANT, conditions);
+  if (statement === undefined) return undefined;
+  const matches: ResourceMatches = new Map(conditions.filter(readsResources).map((c) => [c, []]));
+  for (const row of (await pool.query(statement)).rows) {
+    (matches.get(conditions[row.n as number]) as bigint[]).push(BigInt(row.resource_id as string));
+  }
+  return matches;
+}
+
+async function page(q: SearchQuery, services: string[]): Promise<Statement> {
   const from = q.window.startUnixNano / 1000n;
   const to = q.window.endUnixNano / 1000n + 1n;
-  return buildSearchPage(TENANT, q, services, from, to, searchPageSize(q.limit));
+  const resources = await resourceMatches(q.spanConditions);
+  return buildSearchPage(TENANT, q, services, from, to, searchPageSize(q.limit), resources);
 }
 
 const allServices = Array.from({ length: SERVICES }, (_, i) => `svc-${i}`);
@@ -131,7 +152,7 @@ describe('search plans', () => {
       { target: 'tag', key: 'http.route', value: '/r/7' },
       { target: 'intrinsic', intrinsic: 'duration', op: '>=', value: 100_000_000n },
     ]);
-    const text = await plan(page(q, ['svc-3']));
+    const text = await plan(await page(q, ['svc-3']));
     expectNoSequentialSpanScan(text);
     expect(text).toMatch(/Index Scan (Backward )?using spans_\d{8}_tenant_service_name_start_time_idx/);
     expect(partitionsIn(text)).toHaveLength(1);
@@ -148,7 +169,7 @@ describe('search plans', () => {
       ...q,
       window: { startUnixNano: newestNs - 2n * 86_400_000_000_000n - 3_600_000_000_000n, endUnixNano: newestNs },
     };
-    const text = await plan(page(threeDays, ['svc-3']));
+    const text = await plan(await page(threeDays, ['svc-3']));
     expectNoSequentialSpanScan(text);
     expect(text).toMatch(/Bitmap Index Scan on spans_\d{8}_attributes_idx/);
   });
@@ -159,18 +180,18 @@ describe('search plans', () => {
       { target: 'intrinsic', intrinsic: 'name', op: '=', value: 'op-2' },
       { target: 'attribute', scope: 'span', key: 'http.response.status_code', op: '>=', value: 500n },
     ]);
-    expectNoSequentialSpanScan(await plan(page(q, ['svc-5'])));
+    expectNoSequentialSpanScan(await plan(await page(q, ['svc-5'])));
   });
 
   it('an attribute-only search (every service of the catalog) still goes through the indexes', async () => {
     const q = query([{ target: 'attribute', scope: 'any', key: 'http.route', op: '=', value: '/r/1' }]);
-    expectNoSequentialSpanScan(await plan(page(q, allServices)));
+    expectNoSequentialSpanScan(await plan(await page(q, allServices)));
   });
 
   it('a search over the whole three days stays on the indexes', async () => {
     const q = query([{ target: 'intrinsic', intrinsic: 'service', op: '=', value: 'svc-1' }]);
     const wide = { ...q, window: { startUnixNano: newestNs - 3n * 86_400_000_000_000n, endUnixNano: newestNs } };
-    expectNoSequentialSpanScan(await plan(page(wide, ['svc-1'])));
+    expectNoSequentialSpanScan(await plan(await page(wide, ['svc-1'])));
   });
 
   it('the catalog lookup that picks candidate services reads operations, not spans', async () => {

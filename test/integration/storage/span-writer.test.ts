@@ -71,13 +71,13 @@ describe('span writer', () => {
               to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS start_time,
               to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS end_time,
               start_time_unix_nano::text, end_time_unix_nano::text, duration_ns::text, status_code, status_message,
-              attributes = $2::jsonb AS attributes_equal, attributes->>'big' AS big, attributes->>'neg' AS neg,
-              attributes->>'s' AS s, resource_attributes = $3::jsonb AS resource_equal,
-              scope_name, scope_version, scope_attributes->>'x' AS scope_x,
+              s.attributes = $2::jsonb AS attributes_equal, s.attributes->>'big' AS big, s.attributes->>'neg' AS neg,
+              s.attributes->>'s' AS s, r.attributes = $3::jsonb AS resource_equal,
+              r.scope_name, r.scope_version, r.scope_attributes->>'x' AS scope_x,
               events = $4::jsonb AS events_equal, events->0->'attributes'->>'exception.message' AS event_message,
               links = $5::jsonb AS links_equal,
               dropped_attributes_count, dropped_events_count, dropped_links_count
-         FROM spans WHERE span_id = $1`,
+         FROM spans s JOIN resources r USING (tenant, resource_id) WHERE span_id = $1`,
       [row.spanId, row.attributes, row.resourceAttributes, row.events, row.links],
     );
     expect(rows).toHaveLength(1);

@@ -110,13 +110,34 @@ describe('Batcher', () => {
     await tick();
     // In flight still counts: admission follows commit progress, not decode speed.
     expect(batcher.offer({ tenant: 't', rows: rows(3) })).toEqual({ accepted: false, code: 'TH_ERR_BATCH_QUEUE_FULL' });
-    expect(batcher.saturated).toBe(false);
+    // 2 spans of room, and requests here have been 3-8 spans: the next one would be refused too.
+    expect(batcher.saturated).toBe(true);
     writer.calls[0].settle();
     if (first.accepted) await first.committed;
     expect(batcher.depth.spans).toBe(0);
     expect(batcher.offer({ tenant: 't', rows: rows(3) }).accepted).toBe(true);
     await tick();
     writer.calls[1].settle();
+  });
+
+  it('reports saturated once the room left is smaller than a typical request, so transports refuse before reading', async () => {
+    const writer = new ManualWriter();
+    const { batcher } = makeBatcher(writer, { maxQueueSpans: 2048, maxBatchSpans: 2048, writers: 1 });
+    const admitted = [0, 1, 2].map(() => batcher.offer({ tenant: 't', rows: rows(512) }));
+    expect(admitted.every((a) => a.accepted)).toBe(true);
+    // 512 spans of room: one more 512-span request fits, so not saturated yet.
+    expect(batcher.saturated).toBe(false);
+    expect(batcher.offer({ tenant: 't', rows: rows(500) }).accepted).toBe(true);
+    // 36 spans of room: any request of the usual size would be refused after decoding.
+    expect(batcher.depth.spans).toBe(2036);
+    expect(batcher.saturated).toBe(true);
+    for (let settled = 0; batcher.depth.spans > 0 && settled < 10; settled++) {
+      await tick();
+      writer.calls[settled]?.settle();
+    }
+    await tick();
+    expect(batcher.depth.spans).toBe(0);
+    expect(batcher.saturated).toBe(false);
   });
 
   it('refuses by bytes as well as by spans', async () => {
