@@ -6,8 +6,10 @@
  * to a real server on a sample database, and the rows it stored are exported with COPY … TO in the
  * table's own column order (every stored, non-generated column). So the limit follows any change
  * to the row shape or the schema (columns moved to a side table, new columns) without knowing about
- * it, and it is byte for byte what the writer produced. Each exported template (512 rows, COPY
- * text) gets its ids patched per request number (templates.ts, hex sites), so every row is unique.
+ * it, and it is byte for byte what the writer produced. The export is in COPY's binary format, the
+ * one the writer sends (storage/copy-binary.ts), so the limit gets the same cheaper parsing. Each
+ * exported template (512 rows, without the binary header and trailer) gets its ids patched per
+ * request number (templates.ts, raw id sites), so every row is unique.
  *
  * What is measured: `connections` sessions, each running COPY spans FROM STDIN with rowsPerCopy
  * rows per statement (one transaction each, synchronous_commit on), back to back. No dedupe, no
@@ -29,8 +31,13 @@ SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS columns
 
 export interface CopyTemplates {
   columns: string;
-  bodies: PatchableBody[]; // one per template, COPY text of its 512 rows
+  bodies: PatchableBody[]; // one per template: its 512 rows in COPY binary, without header and trailer
 }
+
+/** The binary COPY header: signature, flags 0, no header extension (PostgreSQL docs, COPY). */
+const BINARY_HEADER = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+/** The binary COPY trailer: a field count of -1. */
+const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
 
 async function copyOut(client: pg.Client, sql: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -51,13 +58,19 @@ export async function exportCopyTemplates(databaseUrl: string, templates: Templa
     const bodies: PatchableBody[] = [];
     for (const template of templates) {
       const ids = template.layout.traceIds.map((hex) => `'\\x${hex}'::bytea`).join(', ');
-      const text = await copyOut(
+      const where = `trace_id IN (${ids})`;
+      const data = await copyOut(
         client,
-        `COPY (SELECT ${columns} FROM spans WHERE trace_id IN (${ids}) ORDER BY trace_id, span_id) TO STDOUT`,
+        `COPY (SELECT ${columns} FROM spans WHERE ${where} ORDER BY trace_id, span_id) TO STDOUT (FORMAT binary)`,
       );
-      const rows = text.toString('latin1').split('\n').length - 1;
+      const rows = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM spans WHERE ${where}`)).rows[0].n;
       if (rows !== SPANS_PER_REQUEST) throw new Error(`limit: the server stored ${rows} rows of a template, not 512`);
-      bodies.push(new PatchableBody(text, 'hex', template.layout));
+      const header = data.subarray(0, BINARY_HEADER.length);
+      if (!header.equals(BINARY_HEADER) || !data.subarray(data.length - 2).equals(BINARY_TRAILER)) {
+        throw new Error('limit: unexpected COPY binary header or trailer');
+      }
+      const body = data.subarray(BINARY_HEADER.length, data.length - BINARY_TRAILER.length);
+      bodies.push(new PatchableBody(Buffer.from(body), 'binary', template.layout));
     }
     return { columns, bodies };
   } finally {
@@ -85,7 +98,7 @@ export async function runCopyLimit(
   options: CopyLimitOptions,
 ): Promise<CopyLimitRun> {
   const perCopy = Math.max(1, Math.round(options.rowsPerCopy / SPANS_PER_REQUEST));
-  const sql = `COPY spans (${copy.columns}) FROM STDIN`;
+  const sql = `COPY spans (${copy.columns}) FROM STDIN (FORMAT binary)`;
   const startedAt = performance.now();
   const endAt = startedAt + options.seconds * 1000;
   let copies = 0;
@@ -110,7 +123,10 @@ export async function runCopyLimit(
         }
         const sentAt = performance.now();
         for (let k = 0; k < rs.length; k++) ledger.sent(rs[k], buffers[k].length, sentAt);
-        await pipeline(Readable.from(buffers), client.query(pgCopyStreams.from(sql)));
+        await pipeline(
+          Readable.from([BINARY_HEADER, ...buffers, BINARY_TRAILER]),
+          client.query(pgCopyStreams.from(sql)),
+        );
         const at = performance.now();
         for (const r of rs) ledger.answered(r, 200, false, at);
         copies++;

@@ -216,6 +216,7 @@ export class Batcher {
         const result = await this.#writer.write(entries.map((entry) => entry.batch));
         this.#metrics.flushDuration.observe({ outcome: 'committed' }, (performance.now() - startedAt) / 1000);
         this.#metrics.batchSpans.observe(spans);
+        this.#metrics.storageWrites.inc({ path: result.path });
         this.#storageRetryAt = 0;
         this.#settle(entries, result);
         return;

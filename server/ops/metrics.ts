@@ -50,6 +50,7 @@ export interface Metrics {
   batchSpans: Histogram;
   flushDuration: Histogram<'outcome'>;
   storageErrors: Counter<'kind'>;
+  storageWrites: Counter<'path'>;
   partitionsCreated: Counter;
   partitionsDropped: Counter;
   httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
@@ -158,6 +159,14 @@ export function createMetrics(registry: Registry): Metrics {
       labelNames: ['kind'],
       registers,
     }),
+    storageWrites: new Counter({
+      name: 'tracehouse_storage_writes_total',
+      help:
+        'Committed batch writes, by path: copy (straight into spans) or staged (a span was already stored: ' +
+        'deduplicated through the staging table).',
+      labelNames: ['path'],
+      registers,
+    }),
     partitionsCreated: new Counter({
       name: 'tracehouse_partitions_created_total',
       help: 'Daily span partitions created by maintenance.',
@@ -241,6 +250,7 @@ export function createMetrics(registry: Registry): Metrics {
 function initLabels(metrics: Metrics): void {
   for (const kind of SANITIZE_KINDS) metrics.valuesSanitized.inc({ kind }, 0);
   for (const kind of ['retryable', 'data', 'other']) metrics.storageErrors.inc({ kind }, 0);
+  for (const path of ['copy', 'staged']) metrics.storageWrites.inc({ path }, 0);
   for (const outcome of WS_FRAME_OUTCOMES) metrics.wsFrames.inc({ outcome }, 0);
   for (const reason of AUTH_FAILURE_REASONS) metrics.authFailures.inc({ reason }, 0);
   for (const kind of ['trace', 'trace_window', 'operations']) {

@@ -18,7 +18,16 @@ import type { TraceReader } from './reader-types.js';
 import type { PartitionManager, SpanWriter, Storage } from './types.js';
 
 export { isDataError, isRetryableStorageError } from './retryable.js';
-export type { PartitionInfo, PartitionManager, SpanBatch, SpanWriter, Storage, WriteResult } from './types.js';
+export type {
+  PartitionInfo,
+  PartitionManager,
+  SpanBatch,
+  SpanWriter,
+  Storage,
+  WriteOutcome,
+  WritePath,
+  WriteResult,
+} from './types.js';
 export { InvalidSearchError } from './trace-reader.js';
 
 export type StorageOptions = StorageConfig & { connectionString: string };

@@ -96,3 +96,13 @@ export function isNoPartitionError(err: unknown): boolean {
   const e = asErrorLike(err);
   return e?.code === '23514' && typeof e.message === 'string' && e.message.startsWith('no partition of relation');
 }
+
+/**
+ * A direct COPY into spans met a key that is already stored, or that a concurrent write holds
+ * (23505 unique violation; 40P01 when two writes wait on each other's keys): the rows are fine,
+ * the write has to go through the deduplicating path instead.
+ */
+export function isKeyCollision(err: unknown): boolean {
+  const code = asErrorLike(err)?.code;
+  return code === '23505' || code === '40P01';
+}

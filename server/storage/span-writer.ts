@@ -1,7 +1,13 @@
 /**
- * The span writer: COPY → per-connection TEMP staging table → one INSERT … ON CONFLICT DO NOTHING
- * that also upserts the trace summaries, then COMMIT, in one transaction per write() (DESIGN
- * decision 3; loadtests/bench-write.ts measured the alternatives).
+ * The span writer, one transaction per write() (DESIGN decision 3), two ways:
+ * - copy: COPY straight into spans, then one statement upserting the resources, trace summaries,
+ *   operations and RED minutes computed in Node (write-summaries.ts), then COMMIT. The primary key
+ *   refuses a span that is already stored (23505), which aborts the whole transaction;
+ * - staged: only then, COPY → per-connection TEMP staging table → one INSERT … ON CONFLICT DO
+ *   NOTHING that also upserts the summaries of the rows it inserted, then COMMIT.
+ * Client retries are rare next to new spans, so almost every write pays only the first: PostgreSQL
+ * parses each row once and skips the staging copy, the sort and the conflict checks
+ * (loadtests/README.md has the measurements).
  *
  * State it holds, and why:
  * - which pooled connections already have their staging table (created once per connection);
@@ -9,19 +15,29 @@
  *   The cache can go stale (maintenance dropped a partition); a write that then hits "no partition"
  *   (SQLSTATE 23514) forgets its days, creates them and retries once.
  *
- * Round trips per write: BEGIN, COPY, then INSERT and COMMIT sent in one message.
+ * Round trips per write: copy: BEGIN, COPY, summaries, COMMIT; staged: BEGIN, COPY, then INSERT and
+ * COMMIT sent in one message.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import pgCopyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
+import { encodeCopyBinary } from './copy-binary.js';
 import { encodeCopyRows, type EncodedRows } from './copy-text.js';
 import { MS_PER_DAY } from './partitions.js';
 import { rollbackQuietly, withClient } from './pool.js';
-import { isNoPartitionError } from './retryable.js';
-import { BEGIN_WRITE, COPY_INTO_STAGE, CREATE_STAGE, INSERT_FROM_STAGE_AND_COMMIT } from './sql.js';
-import type { PartitionManager, SpanBatch, SpanWriter, WriteResult } from './types.js';
+import { isKeyCollision, isNoPartitionError } from './retryable.js';
+import {
+  BEGIN_WRITE,
+  COPY_BINARY_INTO_SPANS,
+  COPY_INTO_STAGE,
+  CREATE_STAGE,
+  INSERT_FROM_STAGE_AND_COMMIT,
+  UPSERT_SUMMARIES,
+} from './sql.js';
+import type { PartitionManager, SpanBatch, SpanWriter, WriteOutcome } from './types.js';
+import { summarizeWrite } from './write-summaries.js';
 
 export class PgSpanWriter implements SpanWriter {
   readonly #pool: pg.Pool;
@@ -36,13 +52,12 @@ export class PgSpanWriter implements SpanWriter {
     this.#log = log;
   }
 
-  async write(batches: readonly SpanBatch[]): Promise<WriteResult> {
-    const encoded = encodeCopyRows(batches);
-    if (encoded.rowCount === 0) return { inserted: 0, duplicates: 0 };
+  async write(batches: readonly SpanBatch[]): Promise<WriteOutcome> {
+    const encoded = encodeCopyBinary(batches);
+    if (encoded.rowCount === 0) return { inserted: 0, duplicates: 0, path: 'copy' };
     await this.#ensureDays(encoded.days);
-    let inserted: number;
     try {
-      inserted = await this.#insert(encoded);
+      return await this.#insert(batches, encoded);
     } catch (err) {
       if (!isNoPartitionError(err)) throw err;
       this.#log.warn(
@@ -51,9 +66,20 @@ export class PgSpanWriter implements SpanWriter {
       );
       for (const day of encoded.days) this.#knownDays.delete(day);
       await this.#ensureDays(encoded.days);
-      inserted = await this.#insert(encoded);
+      return this.#insert(batches, encoded);
     }
-    return { inserted, duplicates: encoded.rowCount - inserted };
+  }
+
+  /** The direct COPY, and the staged write when it meets a key already stored or being stored. */
+  async #insert(batches: readonly SpanBatch[], encoded: EncodedRows): Promise<WriteOutcome> {
+    try {
+      await this.#copyDirect(encoded, batches);
+      return { inserted: encoded.rowCount, duplicates: 0, path: 'copy' };
+    } catch (err) {
+      if (!isKeyCollision(err)) throw err;
+    }
+    const inserted = await this.#insertStaged(encodeCopyRows(batches));
+    return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
   }
 
   /** Creates the partitions of days not yet known to exist. Never holds a pooled client meanwhile. */
@@ -66,7 +92,27 @@ export class PgSpanWriter implements SpanWriter {
     }
   }
 
-  async #insert(encoded: EncodedRows): Promise<number> {
+  async #copyDirect(encoded: EncodedRows, batches: readonly SpanBatch[]): Promise<void> {
+    const summaries = summarizeWrite(batches);
+    await withClient(this.#pool, async (client) => {
+      await client.query('BEGIN');
+      try {
+        await pipeline(Readable.from(encoded.chunks), client.query(pgCopyStreams.from(COPY_BINARY_INTO_SPANS)));
+        await client.query(UPSERT_SUMMARIES, [
+          summaries.resources,
+          summaries.traces,
+          summaries.operations,
+          summaries.redMinutes,
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await rollbackQuietly(client);
+        throw err;
+      }
+    });
+  }
+
+  async #insertStaged(encoded: EncodedRows): Promise<number> {
     return withClient(this.#pool, async (client) => {
       if (!this.#staged.has(client)) {
         await client.query(CREATE_STAGE);

@@ -112,25 +112,21 @@ export const CREATE_STAGE =
 
 export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${STAGE_COLUMNS.join(', ')}) FROM STDIN`;
 
-/** COPY straight into spans: no dedupe. Used by the write benchmark as the physical limit. */
+/** COPY straight into spans, text format: the write benchmark's baseline (loadtests/bench-write.ts). */
 export const COPY_INTO_SPANS = `COPY spans (${COLUMN_LIST}) FROM STDIN`;
 
 /**
- * The trace-summary upsert over the newly inserted rows `ins` (a CTE defined by the caller).
- * Rows arrive grouped and sorted by (tenant, trace_id) so concurrent batches lock summaries in the
- * same order and cannot deadlock. Only new rows reach it, so replays never inflate span_count.
+ * COPY straight into spans in binary format (copy-binary.ts): the writer's first attempt (a
+ * duplicate key aborts it, and the write falls back to the staging table).
  */
-const UPSERT_TRACES_FROM_INS = `
-INSERT INTO traces AS t (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano,
-                         span_count, error_count, root_service_name, root_span_name, updated_at)
-SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano),
-       count(*), count(*) FILTER (WHERE status_code = 2),
-       (array_agg(service_name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
-       (array_agg(name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
-       now()
-  FROM ins
- GROUP BY tenant, trace_id
- ORDER BY tenant, trace_id
+export const COPY_BINARY_INTO_SPANS = `COPY spans (${COLUMN_LIST}) FROM STDIN (FORMAT binary)`;
+
+const TRACES_COLUMNS =
+  '(tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count, error_count, ' +
+  'root_service_name, root_span_name, updated_at)';
+
+/** How a batch's summary of a trace merges into the stored one. */
+const TRACES_ON_CONFLICT = `
 ON CONFLICT (tenant, trace_id) DO UPDATE SET
   first_start = least(t.first_start, excluded.first_start),
   last_end = greatest(t.last_end, excluded.last_end),
@@ -141,6 +137,29 @@ ON CONFLICT (tenant, trace_id) DO UPDATE SET
   root_service_name = coalesce(t.root_service_name, excluded.root_service_name),
   root_span_name = coalesce(t.root_span_name, excluded.root_span_name),
   updated_at = excluded.updated_at`;
+
+/**
+ * The trace-summary upsert of one batch's summaries, `rows` giving TRACES_COLUMNS in order. Rows
+ * go in key order (tenant, trace_id) so concurrent batches lock summaries in the same order and
+ * cannot deadlock. Only new spans may reach it, so replays never inflate span_count.
+ */
+function upsertTraces(rows: string): string {
+  return `
+INSERT INTO traces AS t ${TRACES_COLUMNS}
+${rows}
+ ORDER BY 1, 2
+${TRACES_ON_CONFLICT}`;
+}
+
+/** The trace summaries of the newly inserted rows `ins` (a CTE defined by the caller). */
+const UPSERT_TRACES_FROM_INS = upsertTraces(`
+SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano),
+       count(*), count(*) FILTER (WHERE status_code = 2),
+       (array_agg(service_name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
+       (array_agg(name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
+       now()
+  FROM ins
+ GROUP BY tenant, trace_id`);
 
 const RETURNING_FOR_TRACES =
   'RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time, ' +
@@ -153,28 +172,38 @@ const RETURNING_FOR_TRACES =
  */
 const OPERATION_REFRESH_INTERVAL = "interval '1 minute'";
 
+/** How a batch's first / last sighting of an operation merges into the catalog row. */
+const OPERATIONS_ON_CONFLICT = `
+ON CONFLICT (tenant, service_name, span_name, span_kind) DO UPDATE SET
+  first_seen = least(o.first_seen, excluded.first_seen),
+  last_seen = greatest(o.last_seen, excluded.last_seen)`;
+
 /**
- * The service / operation catalog upsert over `ins`, one row per (tenant, service, name, kind) in
- * the batch. Catalog rows that already cover the batch's start times are filtered out before the
- * INSERT, so they are neither written nor locked: under steady traffic a row is rewritten about once
- * per refresh interval, not once per batch, and concurrent batches seldom wait on each other. The
- * rest go in key order, so concurrent batches lock catalog rows in the same order (no deadlock).
+ * The service / operation catalog upsert of one batch, `batch` giving (tenant, service_name, name,
+ * kind, first_seen, last_seen), one row per operation. Catalog rows that already cover the batch's
+ * start times are filtered out before the INSERT, so they are neither written nor locked: under
+ * steady traffic a row is rewritten about once per refresh interval, not once per batch, and
+ * concurrent batches seldom wait on each other. The rest go in key order, so concurrent batches
+ * lock catalog rows in the same order (no deadlock).
  */
-const UPSERT_OPERATIONS_FROM_INS = `
+function upsertOperations(batch: string): string {
+  return `
 INSERT INTO operations AS o (tenant, service_name, span_name, span_kind, first_seen, last_seen)
 SELECT b.tenant, b.service_name, b.name, b.kind, b.first_seen, b.last_seen
-  FROM (SELECT tenant, service_name, name, kind, min(start_time) AS first_seen, max(start_time) AS last_seen
-          FROM ins
-         GROUP BY tenant, service_name, name, kind) b
+  FROM (${batch}) b
  WHERE NOT EXISTS (
          SELECT 1 FROM operations c
           WHERE c.tenant = b.tenant AND c.service_name = b.service_name AND c.span_name = b.name
             AND c.span_kind = b.kind AND c.first_seen <= b.first_seen
             AND c.last_seen >= b.last_seen - ${OPERATION_REFRESH_INTERVAL})
  ORDER BY b.tenant, b.service_name, b.name, b.kind
-ON CONFLICT (tenant, service_name, span_name, span_kind) DO UPDATE SET
-  first_seen = least(o.first_seen, excluded.first_seen),
-  last_seen = greatest(o.last_seen, excluded.last_seen)`;
+${OPERATIONS_ON_CONFLICT}`;
+}
+
+const UPSERT_OPERATIONS_FROM_INS = upsertOperations(
+  'SELECT tenant, service_name, name, kind, min(start_time) AS first_seen, max(start_time) AS last_seen ' +
+    'FROM ins GROUP BY tenant, service_name, name, kind',
+);
 
 /**
  * Upper bounds (ns) of the cumulative duration buckets of red_minute.duration_buckets, the +Inf
@@ -193,16 +222,19 @@ const RED_BUCKET_SUMS = [
   'sum(sampling_weight)',
 ].join(',\n             ');
 
+const RED_MINUTE_COLUMNS =
+  '(tenant, minute, service_name, span_name, span_kind, status_code, writer_slot, spans, calls, duration_sum_ms, ' +
+  'duration_max_ms, duration_buckets)';
+
 /**
- * The per-minute RED rollup upsert over `ins` (newly inserted rows only, so replays never count
- * twice), weighted by sampling_weight, in key order like the other upserts (no deadlock). Rows of
- * the same key but another writer_slot belong to other sessions, so two writers committing spans of
- * the same minute and operation do not queue on one row lock.
+ * The per-minute RED rollup of the spans in `source`, weighted by sampling_weight, in key order
+ * like the other upserts (no deadlock). Rows of the same key but another writer_slot belong to
+ * other sessions, so two writers committing spans of the same minute and operation do not queue on
+ * one row lock.
  */
 function insertRedMinutes(source: string, slot: string): string {
   return `
-INSERT INTO red_minute AS r (tenant, minute, service_name, span_name, span_kind, status_code, writer_slot, spans, calls,
-                             duration_sum_ms, duration_max_ms, duration_buckets)
+INSERT INTO red_minute AS r ${RED_MINUTE_COLUMNS}
 SELECT tenant, date_bin('1 minute', start_time, TIMESTAMPTZ '2000-01-01 00:00:00+00'), service_name, name, kind,
        status_code, ${slot}, count(*), sum(sampling_weight),
        sum(sampling_weight * duration_ns) / 1e6, max(duration_ns) / 1e6,
@@ -215,13 +247,20 @@ SELECT tenant, date_bin('1 minute', start_time, TIMESTAMPTZ '2000-01-01 00:00:00
 /** The whole rollup recomputed from every stored span (restore, after a backup without it). */
 export const REBUILD_RED_MINUTES = insertRedMinutes('spans', '0');
 
-const UPSERT_RED_FROM_INS = `${insertRedMinutes('ins', `pg_backend_pid() % ${RED_WRITER_SLOTS}`)}
+/** How a batch's minute of an operation merges into the stored one. */
+const RED_ON_CONFLICT = `
 ON CONFLICT (tenant, minute, service_name, span_name, span_kind, status_code, writer_slot) DO UPDATE SET
   spans = r.spans + excluded.spans,
   calls = r.calls + excluded.calls,
   duration_sum_ms = r.duration_sum_ms + excluded.duration_sum_ms,
   duration_max_ms = greatest(r.duration_max_ms, excluded.duration_max_ms),
   duration_buckets = tracehouse_add_buckets(r.duration_buckets, excluded.duration_buckets)`;
+
+const RED_WRITER_SLOT = `pg_backend_pid() % ${RED_WRITER_SLOTS}`;
+
+/** The RED rollup of the newly inserted rows `ins` only, so replays never count twice. */
+const UPSERT_RED_FROM_INS = `${insertRedMinutes('ins', RED_WRITER_SLOT)}
+${RED_ON_CONFLICT}`;
 
 /**
  * Moves the staged rows into spans, sorted by the primary key (stable lock order between
@@ -259,6 +298,43 @@ export const BEGIN_WRITE = "BEGIN; SET LOCAL work_mem = '64MB'";
 
 /** INSERT_FROM_STAGE and COMMIT in one simple-protocol message: one round trip for both. */
 export const INSERT_FROM_STAGE_AND_COMMIT = `${INSERT_FROM_STAGE};\nCOMMIT`;
+
+/**
+ * The summaries of a direct COPY into spans, computed by write-summaries.ts and sent as four JSON
+ * parameters: $1 resources, $2 traces, $3 operations, $4 RED minutes. Each upsert sorts its rows
+ * into the same key order as INSERT_FROM_STAGE does, so the two kinds of write cannot deadlock.
+ */
+export const UPSERT_SUMMARIES = `
+WITH res AS (
+  INSERT INTO resources (tenant, resource_id, attributes, scope_name, scope_version, scope_attributes)
+  SELECT tenant, id, attributes, scope_name, scope_version, scope_attributes
+    FROM json_to_recordset($1::json) AS r(tenant text, id bigint, attributes jsonb, scope_name text,
+                                          scope_version text, scope_attributes jsonb)
+   ORDER BY tenant, id
+  ON CONFLICT DO NOTHING
+), summaries AS (${upsertTraces(`
+SELECT tenant, decode(trace_id, 'hex'), first_start, last_end, first_ns, last_ns, spans, errors, root_service, root_name,
+       now()
+  FROM json_to_recordset($2::json) AS s(tenant text, trace_id text, first_start timestamptz, last_end timestamptz,
+                                        first_ns bigint, last_ns bigint, spans bigint, errors bigint,
+                                        root_service text, root_name text)`)}
+), catalog AS (${upsertOperations(
+  'SELECT tenant, service AS service_name, name, kind, first_seen, last_seen ' +
+    'FROM json_to_recordset($3::json) AS c(tenant text, service text, name text, kind smallint, ' +
+    'first_seen timestamptz, last_seen timestamptz)',
+)}
+), red AS (
+INSERT INTO red_minute AS r ${RED_MINUTE_COLUMNS}
+SELECT tenant, minute, service, name, kind, status, ${RED_WRITER_SLOT}, spans, calls, duration_sum_ns / 1e6,
+       duration_max_ns / 1e6, buckets
+  FROM json_to_recordset($4::json) AS m(tenant text, minute timestamptz, service text, name text, kind smallint,
+                                        status smallint, spans bigint, calls double precision,
+                                        duration_sum_ns double precision, duration_max_ns bigint,
+                                        buckets double precision[])
+ ORDER BY 1, 2, 3, 4, 5, 6
+${RED_ON_CONFLICT}
+)
+SELECT 1`;
 
 /** PostgreSQL array types of SPAN_COLUMNS, in order, for the unnest() variant. */
 const SPAN_COLUMN_ARRAY_TYPES = [

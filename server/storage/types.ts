@@ -17,6 +17,16 @@ export interface WriteResult {
   duplicates: number;
 }
 
+/**
+ * How a write reached PostgreSQL: `copy`, straight into spans (every row was new); `staged`, through
+ * the staging table because a row was already stored or a concurrent write held the same key.
+ */
+export type WritePath = 'copy' | 'staged';
+
+export interface WriteOutcome extends WriteResult {
+  path: WritePath;
+}
+
 export interface SpanWriter {
   /**
    * Stores every row of every batch in ONE transaction and resolves only once it is committed
@@ -26,7 +36,7 @@ export interface SpanWriter {
    * committed; the error keeps PostgreSQL's SQLSTATE in `code` (see isRetryableStorageError).
    * Does not mutate the batches.
    */
-  write(batches: readonly SpanBatch[]): Promise<WriteResult>;
+  write(batches: readonly SpanBatch[]): Promise<WriteOutcome>;
 }
 
 export interface PartitionInfo {

@@ -49,7 +49,7 @@ describe('partitions', () => {
     const result = await storage.writer.write([
       { tenant: 't1', rows: [makeRow({ startTimeUnixNano: start, endTimeUnixNano: start + 1000n })] },
     ]);
-    expect(result).toEqual({ inserted: 1, duplicates: 0 });
+    expect(result).toEqual({ inserted: 1, duplicates: 0, path: 'copy' });
     expect((await storage.partitions.list()).some((p) => p.name === 'spans_20310505')).toBe(true);
   });
 
@@ -63,7 +63,11 @@ describe('partitions', () => {
     expect(await maintenance.partitions.dropBefore(day('2031-07-02'))).toContain('spans_20310701');
 
     const again = makeRow({ startTimeUnixNano: start + 5n, endTimeUnixNano: start + 1000n });
-    expect(await writerSide.writer.write([{ tenant: 't1', rows: [again] }])).toEqual({ inserted: 1, duplicates: 0 });
+    expect(await writerSide.writer.write([{ tenant: 't1', rows: [again] }])).toEqual({
+      inserted: 1,
+      duplicates: 0,
+      path: 'copy',
+    });
     const { rows } = await db.query(
       "SELECT count(*)::int AS n FROM spans WHERE start_time >= '2031-07-01' AND start_time < '2031-07-02'",
     );

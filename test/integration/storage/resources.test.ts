@@ -31,8 +31,8 @@ describe('resources stored once', () => {
       { tenant: 'res-a', rows: [...checkout, ...billing, ...scoped] },
       { tenant: 'res-b', rows: checkout },
     ];
-    expect(await storage.writer.write(batch)).toEqual({ inserted: 55, duplicates: 0 });
-    expect(await storage.writer.write(batch)).toEqual({ inserted: 0, duplicates: 55 });
+    expect(await storage.writer.write(batch)).toEqual({ inserted: 55, duplicates: 0, path: 'copy' });
+    expect(await storage.writer.write(batch)).toEqual({ inserted: 0, duplicates: 55, path: 'staged' });
     await storage.writer.write([{ tenant: 'res-a', rows: [makeRow(), makeRow(BILLING)] }]);
 
     const { rows } = await db.query(

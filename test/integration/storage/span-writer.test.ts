@@ -64,6 +64,7 @@ describe('span writer', () => {
     expect(await storage.writer.write([{ tenant: 'tenant\\with\ttab', rows: [row] }])).toEqual({
       inserted: 1,
       duplicates: 0,
+      path: 'copy',
     });
 
     const { rows } = await db.query(
@@ -123,8 +124,12 @@ describe('span writer', () => {
 
   it('writes nothing for an empty write', async () => {
     const storage = await newStorage();
-    expect(await storage.writer.write([])).toEqual({ inserted: 0, duplicates: 0 });
-    expect(await storage.writer.write([{ tenant: 't', rows: [] }])).toEqual({ inserted: 0, duplicates: 0 });
+    expect(await storage.writer.write([])).toEqual({ inserted: 0, duplicates: 0, path: 'copy' });
+    expect(await storage.writer.write([{ tenant: 't', rows: [] }])).toEqual({
+      inserted: 0,
+      duplicates: 0,
+      path: 'copy',
+    });
   });
 
   it('stores each span once when the same batch is replayed 3 times, and span_count stays right', async () => {
@@ -134,12 +139,12 @@ describe('span writer', () => {
     const results = [];
     for (let i = 0; i < 3; i++) results.push(await storage.writer.write([batch]));
     expect(results).toEqual([
-      { inserted: 8, duplicates: 0 },
-      { inserted: 0, duplicates: 8 },
-      { inserted: 0, duplicates: 8 },
+      { inserted: 8, duplicates: 0, path: 'copy' },
+      { inserted: 0, duplicates: 8, path: 'staged' },
+      { inserted: 0, duplicates: 8, path: 'staged' },
     ]);
     // A replay inside one write (two requests carrying the same spans) is deduplicated too.
-    expect(await storage.writer.write([batch, batch])).toEqual({ inserted: 0, duplicates: 16 });
+    expect(await storage.writer.write([batch, batch])).toEqual({ inserted: 0, duplicates: 16, path: 'staged' });
 
     const { rows: summaries } = await db.query<{ span_count: string; error_count: string }>(
       "SELECT span_count, error_count FROM traces WHERE tenant = 'replay' ORDER BY span_count",
@@ -160,7 +165,7 @@ describe('span writer', () => {
         { tenant: 'a', rows: [row] },
         { tenant: 'b', rows: [row] },
       ]),
-    ).toEqual({ inserted: 2, duplicates: 0 });
+    ).toEqual({ inserted: 2, duplicates: 0, path: 'copy' });
   });
 
   it('builds one correct trace summary from spans spread over many batches, root last', async () => {
@@ -221,7 +226,11 @@ describe('span writer', () => {
     expect(isDataError(err)).toBe(true);
     expect(isRetryableStorageError(err)).toBe(false);
     expect(await countTrace('poison', good.traceId)).toBe(0);
-    expect(await storage.writer.write([{ tenant: 'poison', rows: [good] }])).toEqual({ inserted: 1, duplicates: 0 });
+    expect(await storage.writer.write([{ tenant: 'poison', rows: [good] }])).toEqual({
+      inserted: 1,
+      duplicates: 0,
+      path: 'copy',
+    });
   });
 
   it('classifies a backend terminated during a write as retryable, commits nothing, and recovers', async () => {
@@ -247,7 +256,11 @@ describe('span writer', () => {
       lockHolder.release();
     }
     expect(await countTrace('killed', rows[0].traceId)).toBe(0);
-    expect(await storage.writer.write([{ tenant: 'killed', rows }])).toEqual({ inserted: 20, duplicates: 0 });
+    expect(await storage.writer.write([{ tenant: 'killed', rows }])).toEqual({
+      inserted: 20,
+      duplicates: 0,
+      path: 'copy',
+    });
   });
 
   it('classifies a statement timeout as retryable', async () => {

@@ -5,7 +5,7 @@ import { BatchFailure, Batcher } from '../../../server/batch/batcher.js';
 import { DEFAULTS, type BatchConfig } from '../../../server/config.js';
 import type { SpanRow } from '../../../server/decode/types.js';
 import { createMetrics } from '../../../server/ops/metrics.js';
-import type { SpanBatch, SpanWriter, WriteResult } from '../../../server/storage/types.js';
+import type { SpanBatch, SpanWriter, WriteOutcome } from '../../../server/storage/types.js';
 
 /**
  * The batcher's queue logic against an in-memory SpanWriter whose commits the test releases by
@@ -14,12 +14,13 @@ import type { SpanBatch, SpanWriter, WriteResult } from '../../../server/storage
 class ManualWriter implements SpanWriter {
   calls: Array<{ batches: readonly SpanBatch[]; settle: (err?: unknown, duplicates?: number) => void }> = [];
 
-  write(batches: readonly SpanBatch[]): Promise<WriteResult> {
+  write(batches: readonly SpanBatch[]): Promise<WriteOutcome> {
     return new Promise((resolve, reject) => {
       const spans = batches.reduce((sum, batch) => sum + batch.rows.length, 0);
       this.calls.push({
         batches,
-        settle: (err, duplicates = 0) => (err ? reject(err) : resolve({ inserted: spans - duplicates, duplicates })),
+        settle: (err, duplicates = 0) =>
+          err ? reject(err) : resolve({ inserted: spans - duplicates, duplicates, path: 'copy' }),
       });
     });
   }

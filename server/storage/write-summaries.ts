@@ -1,0 +1,284 @@
+/**
+ * The rows a write adds to `resources`, `traces`, `operations` and `red_minute`, computed in Node
+ * from the spans themselves, for the direct-COPY write (span-writer.ts). That write only commits
+ * when every one of its spans is new (a duplicate aborts it), so aggregating all of them here is
+ * exactly what INSERT_FROM_STAGE computes in SQL over the rows it inserted.
+ *
+ * Each summary travels to PostgreSQL as one JSON text (UPSERT_SUMMARIES in sql.ts): bytea as hex,
+ * int64 as decimal strings, timestamps as the COPY text's own literals, so nothing is rounded on
+ * the way. The SQL side sorts the rows into the same lock order as the staging write.
+ */
+import { TimestampFormatter } from './copy-text.js';
+import { ResourceIdResolver } from './resource-id.js';
+import { RED_BUCKET_BOUNDS_NS } from './sql.js';
+import type { SpanBatch } from './types.js';
+
+/** The four JSON texts, parameters $1..$4 of UPSERT_SUMMARIES. */
+export interface WriteSummaries {
+  resources: string;
+  traces: string;
+  operations: string;
+  redMinutes: string;
+}
+
+interface TraceSummary {
+  tenant: string;
+  traceId: string;
+  firstNs: bigint;
+  lastNs: bigint;
+  spans: number;
+  errors: number;
+  rootNs: bigint;
+  rootSpanId: Buffer | null;
+  rootService: string | null;
+  rootName: string | null;
+}
+
+interface OperationSummary {
+  tenant: string;
+  service: string;
+  name: string;
+  kind: number;
+  firstNs: bigint;
+  lastNs: bigint;
+}
+
+interface RedSummary {
+  tenant: string;
+  minuteNs: bigint;
+  service: string;
+  name: string;
+  kind: number;
+  status: number;
+  spans: number;
+  calls: number;
+  durationSumNs: number;
+  durationMaxNs: bigint;
+  buckets: number[];
+}
+
+const NS_PER_MINUTE = 60_000_000_000n;
+const STATUS_ERROR = 2;
+
+/** An operation of one tenant, with its RED minutes by status code. */
+interface OperationEntry {
+  summary: OperationSummary;
+  minutes: Array<Map<bigint, RedSummary> | undefined>;
+}
+
+/**
+ * One pass over the rows. Rows of one trace, one resource and one operation come in runs (an
+ * exporter sends them together), so the last trace and resource are remembered, and operations are
+ * found through nested maps (tenant → service → name → kind) instead of a built key per row.
+ */
+class Summarizer {
+  readonly resources = new Map<string, string>();
+  readonly traces = new Map<string, TraceSummary>();
+  readonly operations: OperationEntry[] = [];
+  readonly #operationIndex = new Map<string, Map<string, Map<string, OperationEntry[]>>>();
+  readonly #resourceIds = new ResourceIdResolver();
+  #lastResource = '';
+  #lastTraceId: Buffer | undefined;
+  #lastTrace: TraceSummary | undefined;
+
+  add(tenant: string, row: Row): void {
+    this.#addResource(tenant, row);
+    this.#trace(tenant, row);
+    const operation = this.#operation(tenant, row);
+    const start = row.startTimeUnixNano;
+    if (start < operation.summary.firstNs) operation.summary.firstNs = start;
+    if (start > operation.summary.lastNs) operation.summary.lastNs = start;
+    const minuteNs = start - (((start % NS_PER_MINUTE) + NS_PER_MINUTE) % NS_PER_MINUTE);
+    const minutes = (operation.minutes[row.statusCode] ??= new Map());
+    let minute = minutes.get(minuteNs);
+    if (minute === undefined) {
+      minute = {
+        tenant,
+        minuteNs,
+        service: row.serviceName,
+        name: row.name,
+        kind: row.kind,
+        status: row.statusCode,
+        spans: 0,
+        calls: 0,
+        durationSumNs: 0,
+        durationMaxNs: 0n,
+        buckets: new Array<number>(RED_BUCKET_BOUNDS_NS.length + 1).fill(0),
+      };
+      minutes.set(minuteNs, minute);
+    }
+    addToMinute(minute, row.endTimeUnixNano - start, row.samplingWeight);
+  }
+
+  #addResource(tenant: string, row: Row): void {
+    const key = `${tenant}\u0000${this.#resourceIds.idOf(row)}`;
+    if (key === this.#lastResource || this.resources.has(key)) return;
+    this.#lastResource = key;
+    // The attribute fields are JSON texts already (decode's contract): embedded as they are.
+    this.resources.set(
+      key,
+      `{"tenant":${JSON.stringify(tenant)},"id":"${this.#resourceIds.idOf(row)}",` +
+        `"attributes":${row.resourceAttributes},"scope_name":${JSON.stringify(row.scopeName)},` +
+        `"scope_version":${JSON.stringify(row.scopeVersion)},"scope_attributes":${row.scopeAttributes}}`,
+    );
+  }
+
+  #trace(tenant: string, row: Row): void {
+    let trace = this.#lastTrace;
+    if (trace === undefined || trace.tenant !== tenant || !row.traceId.equals(this.#lastTraceId!)) {
+      const traceId = row.traceId.toString('hex');
+      const key = `${tenant}\u0000${traceId}`;
+      trace = this.traces.get(key);
+      if (trace === undefined) {
+        trace = {
+          tenant,
+          traceId,
+          firstNs: row.startTimeUnixNano,
+          lastNs: row.endTimeUnixNano,
+          spans: 0,
+          errors: 0,
+          rootNs: 0n,
+          rootSpanId: null,
+          rootService: null,
+          rootName: null,
+        };
+        this.traces.set(key, trace);
+      }
+      this.#lastTrace = trace;
+      this.#lastTraceId = row.traceId;
+    }
+    addToTrace(trace, row);
+  }
+
+  #operation(tenant: string, row: Row): OperationEntry {
+    let services = this.#operationIndex.get(tenant);
+    if (services === undefined) this.#operationIndex.set(tenant, (services = new Map()));
+    let names = services.get(row.serviceName);
+    if (names === undefined) services.set(row.serviceName, (names = new Map()));
+    let kinds = names.get(row.name);
+    if (kinds === undefined) names.set(row.name, (kinds = []));
+    let entry = kinds[row.kind];
+    if (entry === undefined) {
+      const summary = {
+        tenant,
+        service: row.serviceName,
+        name: row.name,
+        kind: row.kind,
+        firstNs: row.startTimeUnixNano,
+        lastNs: row.startTimeUnixNano,
+      };
+      entry = kinds[row.kind] = { summary, minutes: [] };
+      this.operations.push(entry);
+    }
+    return entry;
+  }
+}
+
+export function summarizeWrite(batches: readonly SpanBatch[]): WriteSummaries {
+  const summarizer = new Summarizer();
+  for (const { tenant, rows } of batches) {
+    for (const row of rows) summarizer.add(tenant, row);
+  }
+  const minutes: RedSummary[] = [];
+  for (const operation of summarizer.operations) {
+    for (const byMinute of operation.minutes) if (byMinute !== undefined) minutes.push(...byMinute.values());
+  }
+  return {
+    resources: `[${[...summarizer.resources.values()].join(',')}]`,
+    traces: tracesJson(summarizer.traces.values()),
+    operations: operationsJson(summarizer.operations.map((o) => o.summary)),
+    redMinutes: redJson(minutes),
+  };
+}
+
+type Row = SpanBatch['rows'][number];
+
+/** The same aggregates as UPSERT_TRACES_FROM_INS: the root is the earliest parentless span. */
+function addToTrace(trace: TraceSummary, row: Row): void {
+  if (row.startTimeUnixNano < trace.firstNs) trace.firstNs = row.startTimeUnixNano;
+  if (row.endTimeUnixNano > trace.lastNs) trace.lastNs = row.endTimeUnixNano;
+  trace.spans++;
+  if (row.statusCode === STATUS_ERROR) trace.errors++;
+  if (row.parentSpanId !== null && row.parentSpanId !== undefined) return;
+  if (
+    trace.rootSpanId === null ||
+    row.startTimeUnixNano < trace.rootNs ||
+    (row.startTimeUnixNano === trace.rootNs && Buffer.compare(row.spanId, trace.rootSpanId) < 0)
+  ) {
+    trace.rootNs = row.startTimeUnixNano;
+    trace.rootSpanId = row.spanId;
+    trace.rootService = row.serviceName;
+    trace.rootName = row.name;
+  }
+}
+
+/** The same sums as insertRedMinutes (sql.ts): weighted calls, duration sum and cumulative buckets. */
+function addToMinute(minute: RedSummary, durationNs: bigint, weight: number): void {
+  minute.spans++;
+  minute.calls += weight;
+  const duration = Number(durationNs);
+  minute.durationSumNs += weight * duration;
+  if (durationNs > minute.durationMaxNs) minute.durationMaxNs = durationNs;
+  const buckets = minute.buckets;
+  for (let i = 0; i < RED_BUCKET_BOUNDS_NS.length; i++) {
+    if (duration <= RED_BUCKET_BOUNDS_NS[i]) buckets[i] += weight;
+  }
+  buckets[RED_BUCKET_BOUNDS_NS.length] += weight;
+}
+
+function tracesJson(traces: Iterable<TraceSummary>): string {
+  const timestamps = new TimestampFormatter();
+  const out = [];
+  for (const t of traces) {
+    out.push({
+      tenant: t.tenant,
+      trace_id: t.traceId,
+      first_start: timestamps.format(t.firstNs),
+      last_end: timestamps.format(t.lastNs),
+      first_ns: String(t.firstNs),
+      last_ns: String(t.lastNs),
+      spans: t.spans,
+      errors: t.errors,
+      root_service: t.rootService,
+      root_name: t.rootName,
+    });
+  }
+  return JSON.stringify(out);
+}
+
+function operationsJson(operations: Iterable<OperationSummary>): string {
+  const timestamps = new TimestampFormatter();
+  const out = [];
+  for (const o of operations) {
+    out.push({
+      tenant: o.tenant,
+      service: o.service,
+      name: o.name,
+      kind: o.kind,
+      first_seen: timestamps.format(o.firstNs),
+      last_seen: timestamps.format(o.lastNs),
+    });
+  }
+  return JSON.stringify(out);
+}
+
+function redJson(minutes: Iterable<RedSummary>): string {
+  const timestamps = new TimestampFormatter();
+  const out = [];
+  for (const m of minutes) {
+    out.push({
+      tenant: m.tenant,
+      minute: timestamps.format(m.minuteNs),
+      service: m.service,
+      name: m.name,
+      kind: m.kind,
+      status: m.status,
+      spans: m.spans,
+      calls: m.calls,
+      duration_sum_ns: m.durationSumNs,
+      duration_max_ns: String(m.durationMaxNs),
+      buckets: m.buckets,
+    });
+  }
+  return JSON.stringify(out);
+}
