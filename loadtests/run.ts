@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     results: { type: 'string' },
     budget: { type: 'string', default: path.join(HERE, 'budget.json') },
     profile: { type: 'string' },
+    'server-env': { type: 'string', default: '' },
   },
 });
 
@@ -68,6 +69,7 @@ const settings: RunSettings = {
   queryRequestsPerS: Number(args['query-rate']),
   pacedFraction: Number(args['paced-fraction']),
   profileDir: args.profile ? path.resolve(args.profile) : undefined,
+  serverEnv: parseServerEnv(args['server-env']),
 };
 if (settings.profileDir) mkdirSync(settings.profileDir, { recursive: true });
 const runs = Number(args.runs ?? (smoke ? 1 : budget.defaults.runs));
@@ -141,7 +143,10 @@ async function main(): Promise<number> {
   const settingsLine =
     `settings: ${runs} run(s) × (${settings.warmupS} s warm-up + ${settings.durationS} s measured); ` +
     `${settings.connections} HTTP connections; WebSocket ${settings.wsConnections} × ${settings.wsWindow} frames; ` +
-    `COPY ${settings.copyConnections} sessions × ${settings.copyRowsPerCopy} rows; queries ${settings.queryRequestsPerS}/s`;
+    `COPY ${settings.copyConnections} sessions × ${settings.copyRowsPerCopy} rows; queries ${settings.queryRequestsPerS}/s` +
+    Object.entries(settings.serverEnv)
+      .map(([key, value]) => `; server ${key}=${value}`)
+      .join('');
   if (resultsDir) {
     mkdirSync(resultsDir, { recursive: true });
     for (const s of measured) {
@@ -186,3 +191,14 @@ async function main(): Promise<number> {
 }
 
 process.exitCode = await main();
+
+/** KEY=VALUE,KEY=VALUE → an environment object. */
+function parseServerEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of text.split(',').filter((p) => p !== '')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`--server-env: expected KEY=VALUE, got ${pair}`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}

@@ -36,6 +36,8 @@ export interface RunSettings {
   pacedFraction: number;
   /** Directory for the server's --cpu-prof output (protobuf runs only), if profiling. */
   profileDir?: string;
+  /** Extra environment of every server process (--server-env KEY=VALUE,…): tuning experiments. */
+  serverEnv: Record<string, string>;
 }
 
 export interface RunResult {

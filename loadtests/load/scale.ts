@@ -30,7 +30,7 @@ export async function runScale(ctx: ScenarioContext, run: number): Promise<RunRe
     let result: Partial<RunResult> = {};
     try {
       // Started one after the other: both run migrations and partition maintenance at start.
-      for (let i = 0; i < INSTANCES; i++) servers.push(await startServer(url));
+      for (let i = 0; i < INSTANCES; i++) servers.push(await startServer(url, settings.serverEnv));
       const unused = await freePort();
       const rendered = await renderNginxConfig(
         [...servers.map((s) => s.port), unused],

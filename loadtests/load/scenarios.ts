@@ -110,8 +110,12 @@ export async function runIngest(ctx: ScenarioContext, scenario: ScenarioName, ru
   return withFreshDatabase(ctx.db, async (url) => {
     const profiling = scenario === 'protobuf' && settings.profileDir !== undefined;
     const env: Record<string, string> = profiling
-      ? { NODE_OPTIONS: `--import ${pathToFileURL(PROFILER).href}`, TH_CPU_PROF_DIR: settings.profileDir! }
-      : {};
+      ? {
+          ...settings.serverEnv,
+          NODE_OPTIONS: `--import ${pathToFileURL(PROFILER).href}`,
+          TH_CPU_PROF_DIR: settings.profileDir!,
+        }
+      : settings.serverEnv;
     const spawnedAt = performance.now();
     const server: TracehouseProcess = await startServer(url, env);
     const ledger = new Ledger(newRunTag(), SPANS_PER_REQUEST);

@@ -74,3 +74,51 @@ describe('the in-process query cache', () => {
     expect(cache.usage).toEqual({ entries: 0, bytes: 0 });
   });
 });
+
+describe('the in-process query cache, marks of written traces', () => {
+  const QUIET = { ...POLICY, quietMs: 60 };
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  const rows = (n: number) => trace(n).spans.map((s) => ({ ...s, samplingWeight: 1, sizeBytes: 100 }));
+
+  /** Looks the trace up and tries to store it: true when the cache then holds it. */
+  async function stores(cache: LocalQueryCache, n: number): Promise<boolean> {
+    const { id, spans } = trace(n);
+    const lookup = await cache.lookupTrace('acme', id);
+    if (lookup.kind === 'trace') return true;
+    if (lookup.kind === 'unavailable' || lookup.stamp === undefined) throw new Error('no stamp');
+    const window = { startUnixNano: spans[0].startTimeUnixNano, endUnixNano: spans[0].endTimeUnixNano };
+    await cache.storeTrace('acme', id, lookup.stamp, { window, spans, updatedAt: new Date(Date.now() - 5000) });
+    return (await cache.lookupTrace('acme', id)).kind === 'trace';
+  }
+
+  it('refuses to store a trace written within the quiet period, and stores it once the period is over', async () => {
+    const cache = new LocalQueryCache({ policy: QUIET, maxBytes: 1 << 20 });
+    cache.noteWritten('acme', rows(1));
+    expect(await stores(cache, 1)).toBe(false);
+    expect(await stores(cache, 2)).toBe(true); // other traces are not affected
+    await sleep(90);
+    cache.noteWritten('acme', rows(3)); // a later write expires the old marks
+    expect(await stores(cache, 1)).toBe(true);
+  });
+
+  it('keeps the newest mark of a trace written again when its first mark expires', async () => {
+    const cache = new LocalQueryCache({ policy: QUIET, maxBytes: 1 << 20 });
+    cache.noteWritten('acme', rows(1));
+    await sleep(40);
+    cache.noteWritten('acme', rows(1));
+    await sleep(40); // the first mark expired, the second has ~20 ms left
+    cache.noteWritten('acme', rows(2));
+    expect(await stores(cache, 1)).toBe(false);
+  });
+
+  it('expires thousands of marks without losing the live ones', async () => {
+    const cache = new LocalQueryCache({ policy: { ...POLICY, quietMs: 400 }, maxBytes: 1 << 20 });
+    const early = Array.from({ length: 10_000 }, (_, n) => rows(n).slice(0, 1));
+    const late = Array.from({ length: 10_000 }, (_, n) => rows(10_000 + n).slice(0, 1));
+    for (const written of early) cache.noteWritten('acme', written);
+    await sleep(450);
+    for (const written of late) cache.noteWritten('acme', written);
+    expect(await stores(cache, 5)).toBe(true);
+    expect(await stores(cache, 15_000)).toBe(false);
+  });
+});
