@@ -1,7 +1,7 @@
 /**
  * Reads a V8 .cpuprofile (node --cpu-prof) of the server and says what each ingest stage costs per
  * span: self time of every sample, attributed to the stage of the nearest frame on its stack that
- * belongs to a known module (a Buffer.toString called from copy-text.ts is COPY text; a socket
+ * belongs to a known module (a Buffer write called from copy-binary.ts is COPY encoding; a socket
  * write called from pg-copy-streams is COPY send), then divided by the spans the run stored.
  *
  * The decoder is a single-pass walker that writes the stored JSON text as it reads, so "decode"
@@ -34,7 +34,8 @@ interface CpuProfile {
 const PROJECT_RULES: Array<[RegExp, string]> = [
   [/\/(?:server|dist)\/decode\/(span-rows|any-value|decode-context)\.[jt]s$/, 'row building'],
   [/\/(?:server|dist)\/decode\//, 'decode'],
-  [/\/(?:server|dist)\/storage\/(copy-text|resource-id)\.[jt]s$/, 'COPY text'],
+  [/\/(?:server|dist)\/storage\/(copy-binary|copy-text|resource-id)\.[jt]s$/, 'COPY encoding'],
+  [/\/(?:server|dist)\/storage\/write-summaries\.[jt]s$/, 'write summaries'],
   [
     /\/(?:server|dist)\/storage\/|\/node_modules\/(pg|pg-copy-streams|pg-protocol|pg-pool|pg-types)\//,
     'COPY send + PostgreSQL client',

@@ -110,7 +110,7 @@ describe('the profile summary', () => {
     );
     const result = summarizeProfile(file, 1000, 1.5);
     expect(result.stages.map((s) => [s.stage, s.usPerSpan])).toEqual([
-      ['COPY text', 3],
+      ['COPY encoding', 3],
       ['decode', 2],
       ['GC', 1],
     ]);
