@@ -274,7 +274,11 @@ describe('idempotency and the trace summary', () => {
     const spans = realisticSpans(64, { nowMs: Date.now() });
     const body = buildRequest({ spans }).protobuf;
     const duplicatesBefore = await counterValue(server.metrics, 'tracehouse_spans_duplicate_total');
+    const writes = async (path: string) => counterValue(server.metrics, 'tracehouse_storage_writes_total', { path });
+    const [copyBefore, stagedBefore] = [await writes('copy'), await writes('staged')];
     for (let i = 0; i < 3; i += 1) expect((await post(body, protobufHeaders)).statusCode).toBe(200);
+    // The first write goes straight in; the two replays meet stored keys and take the staging table.
+    expect([(await writes('copy')) - copyBefore, (await writes('staged')) - stagedBefore]).toEqual([1, 2]);
     const traceIds = [...new Set(spans.map((span) => span.traceId))].map((id) => Buffer.from(id, 'hex'));
     const { rows } = await db.query(
       `SELECT (SELECT count(*) FROM spans WHERE trace_id = ANY($1))::int AS stored,

@@ -126,4 +126,34 @@ describe('write paths', () => {
     );
     expect(rows[0]).toEqual({ spans: 500, summarized: 500, red_spans: 500 });
   });
+
+  it('writes rows spread over several binary COPY chunks, multi-byte text intact', async () => {
+    const storage = await newStorage();
+    // ~2.5 MB of rows: more than two 1 MiB encoding buffers, rows never split between them.
+    const rows = Array.from({ length: 300 }, (_, i) =>
+      makeRow({
+        name: `épée-${i}-${'ü'.repeat(i % 50)}`, // short strings with and without multi-byte characters
+        serviceName: i % 2 === 0 ? 'checkout' : 'čheckout-🚀',
+        attributes: JSON.stringify({ i, text: `日本語 ${'x'.repeat(8000)} 🌍` }),
+      }),
+    );
+    expect(await storage.writer.write([{ tenant: 'chunks', rows }])).toEqual({
+      inserted: 300,
+      duplicates: 0,
+      path: 'copy',
+    });
+    const { rows: stored } = await db.query(
+      `SELECT name, service_name, attributes->>'text' AS text, (attributes->>'i')::int AS i
+         FROM spans WHERE tenant = 'chunks' ORDER BY (attributes->>'i')::int`,
+    );
+    expect(stored).toHaveLength(300);
+    for (const [i, row] of stored.entries()) {
+      expect(row).toEqual({
+        name: rows[i].name,
+        service_name: rows[i].serviceName,
+        text: `日本語 ${'x'.repeat(8000)} 🌍`,
+        i,
+      });
+    }
+  });
 });
