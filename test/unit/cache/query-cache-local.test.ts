@@ -76,7 +76,7 @@ describe('the in-process query cache', () => {
 });
 
 describe('the in-process query cache, marks of written traces', () => {
-  const QUIET = { ...POLICY, quietMs: 60 };
+  const QUIET = { ...POLICY, quietMs: 300 };
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   const rows = (n: number) => trace(n).spans.map((s) => ({ ...s, samplingWeight: 1, sizeBytes: 100 }));
 
@@ -96,18 +96,18 @@ describe('the in-process query cache, marks of written traces', () => {
     cache.noteWritten('acme', rows(1));
     expect(await stores(cache, 1)).toBe(false);
     expect(await stores(cache, 2)).toBe(true); // other traces are not affected
-    await sleep(90);
+    await sleep(350);
     cache.noteWritten('acme', rows(3)); // a later write expires the old marks
     expect(await stores(cache, 1)).toBe(true);
   });
 
   it('keeps the newest mark of a trace written again when its first mark expires', async () => {
-    const cache = new LocalQueryCache({ policy: QUIET, maxBytes: 1 << 20 });
+    const cache = new LocalQueryCache({ policy: { ...POLICY, quietMs: 300 }, maxBytes: 1 << 20 });
     cache.noteWritten('acme', rows(1));
-    await sleep(40);
-    cache.noteWritten('acme', rows(1));
-    await sleep(40); // the first mark expired, the second has ~20 ms left
-    cache.noteWritten('acme', rows(2));
+    await sleep(200);
+    cache.noteWritten('acme', rows(1)); // marked again: refused until ≥ 500 ms
+    await sleep(150); // the first mark (until 300 ms) has expired
+    cache.noteWritten('acme', rows(2)); // expires the first mark's entry
     expect(await stores(cache, 1)).toBe(false);
   });
 
