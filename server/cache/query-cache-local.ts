@@ -31,8 +31,8 @@ import {
 
 export const MAX_ENTRIES = 100_000;
 const MAX_MARKS = 200_000;
-/** Expired marks dropped from the front of the queue once this many have passed. */
-const MARK_QUEUE_COMPACT_AT = 4096;
+/** How often expired marks are forgotten. */
+const MARK_EXPIRY_INTERVAL_MS = 250;
 const WINDOW_BYTES = 128;
 
 type Entry =
@@ -52,8 +52,7 @@ export class LocalQueryCache implements QueryCache, QueryCacheUpdates {
   readonly #policy: QueryCachePolicy;
   readonly #entries: BoundedLru<Entry>;
   readonly #marks = new Map<string, number>(); // entry key → performance.now() until which stores are refused
-  readonly #markQueue: Array<{ key: string; until: number }> = []; // marks in the order set, from #markHead
-  #markHead = 0;
+  #nextMarkExpiry = 0;
   readonly #seen = new SeenOperations();
   #generation = 0;
 
@@ -134,36 +133,27 @@ export class LocalQueryCache implements QueryCache, QueryCacheUpdates {
     this.#entries.delete(key);
     const now = performance.now();
     this.#expireMarks(now);
-    const until = now + this.#policy.quietMs;
-    this.#marks.set(key, until);
-    this.#markQueue.push({ key, until });
-    if (this.#marks.size > MAX_MARKS || this.#markQueue.length - this.#markHead > 2 * MAX_MARKS) {
+    this.#marks.delete(key); // re-inserted at the end: the Map stays in expiry order
+    this.#marks.set(key, now + this.#policy.quietMs);
+    if (this.#marks.size > MAX_MARKS) {
       this.#entries.clear();
       this.#marks.clear();
-      this.#markQueue.length = 0;
-      this.#markHead = 0;
       this.#generation += 1;
     }
   }
 
   /**
-   * Forgets the marks that expired, oldest first, from the queue of marks in the order they were
-   * set (their expiry order: the quiet period is fixed). Walking the Map itself for them was linear
-   * in the deleted entries V8 keeps at its front until a rehash: milliseconds per commit.
+   * Forgets expired marks (they only bound memory: #mayStore compares the time itself), at most every
+   * MARK_EXPIRY_INTERVAL_MS. The walk from the Map's front also steps over the entries deleted since
+   * its last rehash, which V8 keeps in place: walking it on every commit cost milliseconds each.
    */
   #expireMarks(now: number): void {
-    const queue = this.#markQueue;
-    let head = this.#markHead;
-    while (head < queue.length && queue[head].until <= now) {
-      const { key, until } = queue[head];
-      if (this.#marks.get(key) === until) this.#marks.delete(key); // not marked again since
-      head++;
+    if (now < this.#nextMarkExpiry) return;
+    this.#nextMarkExpiry = now + MARK_EXPIRY_INTERVAL_MS;
+    for (const [marked, until] of this.#marks) {
+      if (until > now) break;
+      this.#marks.delete(marked);
     }
-    if (head >= MARK_QUEUE_COMPACT_AT && head * 2 >= queue.length) {
-      queue.splice(0, head);
-      head = 0;
-    }
-    this.#markHead = head;
   }
 }
 

@@ -56,11 +56,18 @@ export class BoundedLru<V> {
     if (bytes > this.#limits.maxBytes) return;
     this.#slots.set(key, { value, bytes, expiresAt: this.#now() + ttlMs });
     this.#bytes += bytes;
+    // Only walk from the front when over a bound: every get() leaves a deleted entry there that
+    // V8 keeps until the Map rehashes, and the walk steps over each of them.
+    if (!this.#overLimits()) return;
     for (const [oldest, slot] of this.#slots) {
-      if (this.#slots.size <= this.#limits.maxEntries && this.#bytes <= this.#limits.maxBytes) break;
       this.#slots.delete(oldest);
       this.#bytes -= slot.bytes;
+      if (!this.#overLimits()) break;
     }
+  }
+
+  #overLimits(): boolean {
+    return this.#slots.size > this.#limits.maxEntries || this.#bytes > this.#limits.maxBytes;
   }
 
   delete(key: string): void {

@@ -111,13 +111,14 @@ class Summarizer {
   }
 
   #addResource(tenant: string, row: Row): void {
-    const key = `${tenant}\u0000${this.#resourceIds.idOf(row)}`;
+    const id = this.#resourceIds.idOf(row);
+    const key = `${tenant}\u0000${id}`;
     if (key === this.#lastResource || this.resources.has(key)) return;
     this.#lastResource = key;
     // The attribute fields are JSON texts already (decode's contract): embedded as they are.
     this.resources.set(
       key,
-      `{"tenant":${JSON.stringify(tenant)},"id":"${this.#resourceIds.idOf(row)}",` +
+      `{"tenant":${JSON.stringify(tenant)},"id":"${id}",` +
         `"attributes":${row.resourceAttributes},"scope_name":${JSON.stringify(row.scopeName)},` +
         `"scope_version":${JSON.stringify(row.scopeVersion)},"scope_attributes":${row.scopeAttributes}}`,
     );

@@ -38,8 +38,21 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  return startPrivatePostgresIn(await makePrivateRoot());
+}
+
+/** A fresh temporary directory the `postgres` OS user can enter; the data directory goes in `data`. */
+export async function makePrivateRoot(): Promise<string> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'th-pg-'));
   await chmod(root, 0o755); // mkdtemp makes it 0700: the postgres user must be able to enter it
+  return root;
+}
+
+/**
+ * Starts the embedded PostgreSQL on `<root>/data` (initialised there unless it already holds a
+ * cluster) on a free port; destroy() deletes `root`, also when the first start fails.
+ */
+export async function startPrivatePostgresIn(root: string): Promise<PrivatePostgres> {
   const dataDir = path.join(root, 'data');
   const port = await freePort();
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

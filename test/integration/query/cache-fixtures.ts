@@ -5,12 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { ConfigOverrides } from '../../../server/config.js';
 import type { Metrics } from '../../../server/ops/metrics.js';
 import { AUDIENCE, ISSUER, TEST_SECRET, secretKey, signToken } from '../../helpers/auth.js';
 import { buildRequest, type FixtureSpan } from '../../helpers/otlp-fixtures.js';
-import { counterValue } from '../../helpers/server.js';
+import type { TestDatabase } from '../../helpers/db.js';
+import { counterValue, startTestServer, type TestServer } from '../../helpers/server.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 /** Short, so a test waits for a trace to become cacheable in a fraction of a second. */
@@ -135,3 +136,21 @@ export async function cacheCount(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A server on the same database with the cache off (QUERY_CACHE_TTL_S=0), started before the file's
+ * tests and closed after them: PostgreSQL's answers, which every cached answer must equal.
+ */
+export function useUncachedServer(db: TestDatabase): () => TestServer {
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(db.connectionString, cacheOverrides(undefined, 'unused:', { queryTtlS: 0 }));
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return () => {
+    if (server === undefined) throw new Error('the uncached server is not started yet');
+    return server;
+  };
+}

@@ -24,18 +24,12 @@ import {
   tokenFor,
   traceSpans,
   uniquePrefix,
+  useUncachedServer,
 } from './cache-fixtures.js';
 
 const COMMAND_TIMEOUT_MS = 200;
 const db = useTestDatabase();
-let truth: TestServer;
-
-beforeAll(async () => {
-  truth = await startTestServer(db.connectionString, cacheOverrides(undefined, 'unused:', { queryTtlS: 0 }));
-});
-afterAll(async () => {
-  await truth?.close();
-});
+const truth = useUncachedServer(db);
 
 const droppedUpdates = (server: TestServer): Promise<number> =>
   counterValue(server.metrics, 'tracehouse_query_cache_updates_dropped_total');
@@ -75,7 +69,7 @@ describe('a private Redis going away and coming back', () => {
     await ingestAs(server.app, token, spans);
     await sleep(QUIET_MS + 50);
     const queries = queriesFor(id, 'cart');
-    const expected = await answers(truth.app, token, queries);
+    const expected = await answers(truth().app, token, queries);
     expect(await answers(server.app, token, queries)).toEqual(expected);
     expect(await answers(server.app, token, queries)).toEqual(expected);
     expect(await cacheCount(server.metrics, 'hits', 'trace')).toBeGreaterThanOrEqual(4);
@@ -90,7 +84,7 @@ describe('a private Redis going away and coming back', () => {
     const more = traceSpans(id, 'cart', 2, { name: 'during outage' });
     await ingestAs(server.app, token, more); // ingest does not need Redis
     expect(await droppedUpdates(server)).toBe(dropped + 1);
-    const afterOutage = await answers(truth.app, token, queries);
+    const afterOutage = await answers(truth().app, token, queries);
     expect(await answers(server.app, token, queries)).toEqual(afterOutage);
 
     await redis.start(); // empty, on the same port
@@ -159,7 +153,7 @@ describe('a Redis that accepts connections and never answers', () => {
       }
       await sleep(QUIET_MS + 50);
       const queries = queriesFor(id, 'cart').slice(0, 5);
-      const expected = await answers(truth.app, token, queries);
+      const expected = await answers(truth().app, token, queries);
       const startedAt = performance.now();
       for (let round = 0; round < 2; round++) {
         const roundStart = performance.now();

@@ -22,17 +22,11 @@ import {
   tokenFor,
   traceSpans,
   uniquePrefix,
+  useUncachedServer,
 } from './cache-fixtures.js';
 
 const db = useTestDatabase();
-let truth: TestServer;
-
-beforeAll(async () => {
-  truth = await startTestServer(db.connectionString, cacheOverrides(undefined, 'unused:', { queryTtlS: 0 }));
-});
-afterAll(async () => {
-  await truth?.close();
-});
+const truth = useUncachedServer(db);
 
 let tenantSeq = 0;
 const newTenant = (): string => `qc${process.pid}x${(tenantSeq += 1)}`;
@@ -62,7 +56,7 @@ describe.each([
     await ingestAs(server.app, token, traceSpans(id, 'cart', 4));
     await sleep(QUIET_MS + 50);
     const queries = queriesFor(id, 'cart');
-    const expected = await answers(truth.app, token, queries);
+    const expected = await answers(truth().app, token, queries);
     expect(expected.map((a) => a.status)).toEqual(queries.map(() => 200));
 
     const count = async () => ({
@@ -105,7 +99,7 @@ describe.each([
     const all = [...first, ...earlier, ...later].map((s) => s.spanId).sort();
     expect(await jaegerSpanIds(server.app, token, id)).toEqual(all);
     const queries = queriesFor(id, 'cart').slice(0, 5);
-    expect(await answers(server.app, token, queries)).toEqual(await answers(truth.app, token, queries));
+    expect(await answers(server.app, token, queries)).toEqual(await answers(truth().app, token, queries));
 
     await sleep(QUIET_MS + 50); // quiet again: cached again, now whole
     await jaegerSpanIds(server.app, token, id);
@@ -154,7 +148,7 @@ describe.each([
       for (const i of [0, 1]) {
         expect(await jaegerSpanIds(server.app, tokens[i], id)).toEqual(own[i]);
         const queries = queriesFor(id, i === 0 ? 'svc-a' : 'svc-b');
-        expect(await answers(server.app, tokens[i], queries)).toEqual(await answers(truth.app, tokens[i], queries));
+        expect(await answers(server.app, tokens[i], queries)).toEqual(await answers(truth().app, tokens[i], queries));
       }
       await sleep(50);
     }
