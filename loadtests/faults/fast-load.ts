@@ -8,20 +8,11 @@
  * spans costs ~25 ms of CPU; patching a copy costs well under 1 ms.
  */
 import { randomFillSync } from 'node:crypto';
-import { OtlpLoad } from '../../test/helpers/otlp-load.js';
+import { OtlpLoad, type OtlpLoadOptions } from '../../test/helpers/otlp-load.js';
 import { buildRequest, realisticResource, realisticSpans } from '../../test/helpers/otlp-fixtures.js';
 
-export interface FastLoadOptions {
-  url: string; // …/v1/traces
-  concurrency: number;
-  spansPerRequest: number;
-  /** Pause between one request's 200 and the next request of the same loop. */
-  pauseMs: number;
-  /** Hard cap on requests created, over all loops. */
-  maxRequests: number;
-  retryDelayMs?: number;
-  attemptTimeoutMs?: number;
-}
+/** OtlpLoad's options; every request is resent until acknowledged (no attempt cap). */
+export type FastLoadOptions = Omit<OtlpLoadOptions, 'maxAttempts'>;
 
 interface Template {
   body: Buffer;
