@@ -23,6 +23,9 @@ import type { SpanBatch } from './types.js';
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEADER_BYTES = SIGNATURE.length + 8;
 const CHUNK_BYTES = 1 << 20;
+const MIN_CHUNK_BYTES = 64 << 10;
+/** Room past the expected size: rows reserve 3 bytes per UTF-16 unit before they are written. */
+const CHUNK_SLACK_BYTES = 16 << 10;
 /** Unix epoch → PostgreSQL epoch (2000-01-01), in microseconds. */
 const PG_EPOCH_US = 946_684_800_000_000;
 const US_PER_DAY = 86_400_000_000;
@@ -39,21 +42,38 @@ interface Utf8Writable {
 /** The fixed part of a row: field count, 24 length words, and every fixed-size value. */
 const FIXED_ROW_BYTES = 2 + SPAN_COLUMNS.length * 4 + 16 + 8 + 8 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 2 + 4 * 3 + 8 + 8 + 3; // + 3 jsonb versions
 
+/**
+ * Buffers sized to the batch: a chunk is as large as what is expected to remain (at most
+ * CHUNK_BYTES), so a write of one 512-span request holds ~0.4 MiB rather than a whole 1 MiB.
+ */
 class ChunkWriter {
   readonly chunks: Buffer[] = [];
-  buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  buf: Buffer;
   pos = 0;
+  #expectedRemaining: number;
+
+  /** `expectedBytes`: the encoding's size if every string is ASCII (more is allowed). */
+  constructor(expectedBytes: number) {
+    this.#expectedRemaining = expectedBytes;
+    this.buf = this.#allocate(0);
+  }
 
   /** Makes room for `bytes` more in the current buffer, starting a new one when needed. */
   reserve(bytes: number): void {
     if (this.pos + bytes <= this.buf.length) return;
     this.flush();
-    this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bytes));
+    this.buf = this.#allocate(bytes);
   }
 
   flush(): void {
     if (this.pos > 0) this.chunks.push(this.buf.subarray(0, this.pos));
+    this.#expectedRemaining -= this.pos;
     this.pos = 0;
+  }
+
+  #allocate(atLeast: number): Buffer {
+    const wanted = Math.min(CHUNK_BYTES, Math.max(this.#expectedRemaining + CHUNK_SLACK_BYTES, MIN_CHUNK_BYTES));
+    return Buffer.allocUnsafe(Math.max(wanted, atLeast));
   }
 
   int16(value: number): void {
@@ -134,7 +154,11 @@ class ChunkWriter {
 
 /** Encodes every row of every batch for COPY spans (…) FROM STDIN (FORMAT binary). */
 export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
-  const out = new ChunkWriter();
+  let expected = HEADER_BYTES + 2;
+  for (const batch of batches) {
+    for (const row of batch.rows) expected += FIXED_ROW_BYTES + variableLength(batch.tenant, row);
+  }
+  const out = new ChunkWriter(expected);
   const days = new Set<number>();
   const resourceIds = new ResourceIdResolver();
   let rowCount = 0;
