@@ -7,7 +7,9 @@
  *   any new label set past the cap are recorded in the overflow series (`overflowValues`), so
  *   span names with ids in them cannot grow memory or Prometheus' series without bound.
  *
- * State: the map of label sets → values, which only grows up to the cap (and the overflow series).
+ * State: the label sets' values, reached through a tree with one level per label (a lookup per span
+ * is a few Map.get calls on strings the decoder already holds, with no key string built and hashed),
+ * which only grows up to the cap (and the overflow series).
  * Registered in the injected registry as ordinary metrics (text format and registry.getSingleMetric).
  */
 import type { Metric, Registry } from 'prom-client';
@@ -52,11 +54,21 @@ export interface CappedSeriesOptions {
   overflowValues: (values: readonly string[]) => string[];
 }
 
-const SEPARATOR = '\u0001';
+/** One level of the label tree: the next label's values, and the series ending here. */
+interface LabelNode {
+  readonly next: Map<string, LabelNode>;
+  series: SeriesValues | undefined;
+}
+
+function newNode(): LabelNode {
+  return { next: new Map(), series: undefined };
+}
 
 export class CappedSeries {
   readonly #options: CappedSeriesOptions;
-  readonly #series = new Map<string, SeriesValues>();
+  #root = newNode();
+  /** Every series, in creation order (the exposition order). */
+  #all: SeriesValues[] = [];
   readonly #counterCount: number;
   readonly #histogramBounds: (readonly number[])[];
   #normal = 0; // series not created as overflow
@@ -76,7 +88,7 @@ export class CappedSeries {
 
   /** Label sets held (overflow series included). */
   get size(): number {
-    return this.#series.size;
+    return this.#all.length;
   }
 
   /** Observations that went to an overflow series because the cap was reached. */
@@ -86,26 +98,37 @@ export class CappedSeries {
 
   /** The series of these label values (in labelNames order), or the overflow series past the cap. */
   series(values: readonly string[]): SeriesValues {
-    const key = values.join(SEPARATOR);
-    const found = this.#series.get(key);
+    const found = this.#find(values);
     if (found !== undefined) return found;
     if (this.#normal < this.#options.maxSeries) {
       this.#normal++;
-      return this.#create(key, values);
+      return this.#create(values);
     }
     this.#overflowed++;
     const overflow = this.#options.overflowValues(values);
-    const overflowKey = overflow.join(SEPARATOR);
-    return this.#series.get(overflowKey) ?? this.#create(overflowKey, overflow);
+    return this.#find(overflow) ?? this.#create(overflow);
   }
 
-  #create(key: string, labels: readonly string[]): SeriesValues {
+  #find(values: readonly string[]): SeriesValues | undefined {
+    let node: LabelNode | undefined = this.#root;
+    for (let i = 0; i < values.length && node !== undefined; i++) node = node.next.get(values[i]);
+    return node?.series;
+  }
+
+  #create(labels: readonly string[]): SeriesValues {
+    let node = this.#root;
+    for (const value of labels) {
+      let child = node.next.get(value);
+      if (child === undefined) node.next.set(value, (child = newNode()));
+      node = child;
+    }
     const series: SeriesValues = {
       labels: [...labels],
       counters: new Float64Array(this.#counterCount),
       histograms: this.#histogramBounds.map((bounds) => new WeightedHistogramValues(bounds)),
     };
-    this.#series.set(key, series);
+    node.series = series;
+    this.#all.push(series);
     return series;
   }
 
@@ -120,7 +143,7 @@ export class CappedSeries {
     const base = { name: family.name, help: family.help, type: family.kind, aggregator: 'sum' as const };
     const get = async () => {
       const values: { metricName?: string; labels: Record<string, string | number>; value: number }[] = [];
-      for (const series of this.#series.values()) {
+      for (const series of this.#all) {
         const labels = this.#labelsOf(series);
         if (family.kind === 'counter') {
           values.push({ labels, value: series.counters[index] });
@@ -139,7 +162,8 @@ export class CappedSeries {
       return { ...base, values };
     };
     const reset = () => {
-      this.#series.clear();
+      this.#root = newNode();
+      this.#all = [];
       this.#normal = 0;
     };
     return { ...base, get, reset };

@@ -124,6 +124,26 @@ describe('span RED metrics', () => {
     expect(sum(await scrape(registry), 'traces_spanmetrics_calls_total', { span_name: 'GET /orders/5' })).toBe(2);
   });
 
+  it('keeps apart label sets whose values would join to the same text, and starts over after a registry reset', async () => {
+    const registry = new Registry();
+    const metrics = new SpanMetrics(registry, CONFIG);
+    metrics.record('acme', [
+      span({ serviceName: 'a\u0001b', name: 'c' }),
+      span({ serviceName: 'a', name: 'b\u0001c' }),
+    ]);
+    metrics.record('acme', [span({ serviceName: 'a', name: 'b\u0001c' })]);
+    let samples = await scrape(registry);
+    expect(sum(samples, 'traces_spanmetrics_calls_total', { service: 'a\u0001b', span_name: 'c' })).toBe(1);
+    expect(sum(samples, 'traces_spanmetrics_calls_total', { service: 'a', span_name: 'b\u0001c' })).toBe(2);
+    expect(sum(samples, 'tracehouse_span_metrics_series', { family: 'spanmetrics' })).toBe(2);
+
+    registry.resetMetrics();
+    metrics.record('acme', [span({ serviceName: 'a', name: 'b\u0001c' })]);
+    samples = await scrape(registry);
+    expect(sum(samples, 'traces_spanmetrics_calls_total')).toBe(1);
+    expect(sum(samples, 'tracehouse_span_metrics_series', { family: 'spanmetrics' })).toBe(1);
+  });
+
   it('turns off with SPAN_METRICS_MAX_SERIES=0', async () => {
     const registry = new Registry();
     new SpanMetrics(registry, { ...CONFIG, maxSeries: 0 }).record('acme', [span()]);
