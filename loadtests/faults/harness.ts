@@ -9,9 +9,14 @@
  *
  * Why it holds state: the current tracehouse process changes on restart(); stop() always ends the
  * current one, then Redis, then PostgreSQL (deleting its directory).
+ *
+ * Profiling: with TH_CPU_PROF_DIR set (`TH_CPU_PROF_DIR=/tmp/prof npm run faults -- --only …`),
+ * every tracehouse process preloads loadtests/load/cpu-profile.mjs and is stopped with SIGTERM, so
+ * it writes DIR/CPU.<pid>.cpuprofile (read it with loadtests/load/profile.ts).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { migrate } from '../../server/storage/migrate.js';
 import { REPO_ROOT } from '../../test/helpers/build-dist.js';
@@ -54,6 +59,17 @@ function toMb(size: string): number {
   return Number(m[1]) * { k: 1 / 1024, m: 1, g: 1024 }[m[2].toLowerCase() as 'k' | 'm' | 'g'];
 }
 
+const PROFILE_DIR = process.env.TH_CPU_PROF_DIR || undefined;
+const PROFILER = path.join(REPO_ROOT, 'loadtests', 'load', 'cpu-profile.mjs');
+
+function profilerEnv(nodeOptions = ''): Record<string, string> {
+  if (PROFILE_DIR === undefined) return {};
+  return {
+    NODE_OPTIONS: `${nodeOptions} --import ${pathToFileURL(PROFILER).href}`.trim(),
+    TH_CPU_PROF_DIR: PROFILE_DIR,
+  };
+}
+
 export interface StackOptions {
   /** Start a private redis-server and point REDIS_URL at it. */
   redis?: boolean;
@@ -86,6 +102,7 @@ export async function startStack(options: StackOptions = {}): Promise<FaultStack
     const env: Record<string, string> = {
       LOG_LEVEL: 'warn',
       ...options.env,
+      ...profilerEnv(options.env?.NODE_OPTIONS),
       DATABASE_URL: postgres.connectionString,
       PORT: String(port),
       ...(redis ? { REDIS_URL: redis.url } : {}),
@@ -109,6 +126,10 @@ export async function startStack(options: StackOptions = {}): Promise<FaultStack
       restart: spawnReady,
       stop: () =>
         (stopping ??= (async () => {
+          if (PROFILE_DIR !== undefined && server?.child.exitCode === null) {
+            server.child.kill('SIGTERM'); // the profile is written at exit, never on SIGKILL
+            await server.waitExit(60_000);
+          }
           await server?.stop();
           await redis?.destroy();
           await postgres.destroy();
