@@ -104,5 +104,10 @@ export function isNoPartitionError(err: unknown): boolean {
  */
 export function isKeyCollision(err: unknown): boolean {
   const code = asErrorLike(err)?.code;
-  return code === '23505' || code === '40P01';
+  return code === '23505' || isDeadlock(err);
+}
+
+/** PostgreSQL aborted this transaction to break a deadlock (40P01); it did nothing and may be run again. */
+export function isDeadlock(err: unknown): boolean {
+  return asErrorLike(err)?.code === '40P01';
 }

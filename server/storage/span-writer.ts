@@ -27,7 +27,7 @@ import { encodeCopyBinary } from './copy-binary.js';
 import { encodeCopyRows, type EncodedRows } from './copy-text.js';
 import { MS_PER_DAY } from './partitions.js';
 import { rollbackQuietly, withClient } from './pool.js';
-import { isKeyCollision, isNoPartitionError } from './retryable.js';
+import { isDeadlock, isKeyCollision, isNoPartitionError } from './retryable.js';
 import {
   BEGIN_WRITE,
   COPY_BINARY_INTO_SPANS,
@@ -38,6 +38,9 @@ import {
 } from './sql.js';
 import type { PartitionManager, SpanBatch, SpanWriter, WriteOutcome } from './types.js';
 import { summarizeWrite } from './write-summaries.js';
+
+/** Staged writes of one batch before a deadlock is passed on (each costs PostgreSQL's deadlock_timeout). */
+const STAGED_ATTEMPTS = 5;
 
 export class PgSpanWriter implements SpanWriter {
   readonly #pool: pg.Pool;
@@ -70,7 +73,13 @@ export class PgSpanWriter implements SpanWriter {
     }
   }
 
-  /** The direct COPY, and the staged write when it meets a key already stored or being stored. */
+  /**
+   * The direct COPY, and the staged write when it meets a key already stored or being stored.
+   * The direct COPY inserts in arrival order and the staged write in key order, so a staged write
+   * can still deadlock with a direct one writing the same spans in another order, and PostgreSQL
+   * aborts one of the two (40P01). An aborted direct write goes the staged way; an aborted staged
+   * write, idempotent, is tried again: the other write has moved on in the meantime.
+   */
   async #insert(batches: readonly SpanBatch[], encoded: EncodedRows): Promise<WriteOutcome> {
     try {
       await this.#copyDirect(encoded, batches);
@@ -78,8 +87,16 @@ export class PgSpanWriter implements SpanWriter {
     } catch (err) {
       if (!isKeyCollision(err)) throw err;
     }
-    const inserted = await this.#insertStaged(encodeCopyRows(batches));
-    return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
+    const staged = encodeCopyRows(batches);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const inserted = await this.#insertStaged(staged);
+        return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
+      } catch (err) {
+        if (!isDeadlock(err) || attempt >= STAGED_ATTEMPTS) throw err;
+        this.#log.info({ attempt, rows: encoded.rowCount }, 'staged write aborted by a deadlock; writing it again');
+      }
+    }
   }
 
   /** Creates the partitions of days not yet known to exist. Never holds a pooled client meanwhile. */
