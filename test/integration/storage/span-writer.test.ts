@@ -4,7 +4,7 @@ import type { SpanRow } from '../../../server/decode/types.js';
 import { isDataError, isRetryableStorageError } from '../../../server/storage/retryable.js';
 import { useTestDatabase } from '../../helpers/db.js';
 import { makeRow, makeTrace, NS_PER_MS, shuffle } from './span-rows.js';
-import { useStorage } from './storage-fixture.js';
+import { useStorage, waitForBlockedWriter } from './storage-fixture.js';
 
 const db = useTestDatabase();
 const newStorage = useStorage(db);
@@ -246,7 +246,7 @@ describe('span writer', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      const pid = await waitForBlockedWriter();
+      const pid = await waitForBlockedWriter(db);
       await db.query('SELECT pg_terminate_backend($1)', [pid]);
       const err = await writing;
       expect(err).toBeInstanceOf(Error);
@@ -294,16 +294,4 @@ async function writeAll(
     total.duplicates += r.duplicates;
   }
   return total;
-}
-
-async function waitForBlockedWriter(): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await db.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
-        WHERE application_name = 'tracehouse' AND datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    if (rows.length > 0) return rows[0].pid;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('the writer never blocked on the traces lock');
 }

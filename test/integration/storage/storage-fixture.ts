@@ -20,3 +20,19 @@ export function useStorage(db: TestDatabase): () => Promise<Storage> {
     return storage;
   };
 }
+
+/**
+ * Resolves with the pid of a tracehouse session of `db` that waits for a lock (the writer's pool
+ * names itself 'tracehouse'); throws when none does within ~5 s.
+ */
+export async function waitForBlockedWriter(db: TestDatabase): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await db.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE application_name = 'tracehouse' AND datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    if (rows.length > 0) return rows[0].pid;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('no tracehouse session waited for a lock');
+}

@@ -6,9 +6,10 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { SpanRow } from '../../../server/decode/types.js';
+import { TimestampFormatter } from '../../../server/storage/copy-text.js';
 import { useTestDatabase } from '../../helpers/db.js';
 import { BASE_NS, makeRow, makeTrace, NS_PER_MS, shuffle } from './span-rows.js';
-import { useStorage } from './storage-fixture.js';
+import { useStorage, waitForBlockedWriter } from './storage-fixture.js';
 
 const db = useTestDatabase();
 const newStorage = useStorage(db);
@@ -65,27 +66,13 @@ async function summaries(tenant: string) {
 
 /** Inserts the primary key of `row` (tenant 'race') in the open transaction of `client`: a key held. */
 async function holdKey(client: pg.PoolClient, row: SpanRow): Promise<void> {
-  const micros = row.startTimeUnixNano / 1000n;
-  const seconds = new Date(Number(micros / 1_000_000n) * 1000).toISOString().slice(0, 19);
-  const start = `${seconds}.${String(micros % 1_000_000n).padStart(6, '0')}Z`;
+  const start = new TimestampFormatter().format(row.startTimeUnixNano);
   await client.query(
     `INSERT INTO spans (tenant, trace_id, span_id, name, kind, service_name, start_time, end_time,
                         start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, resource_id)
      VALUES ('race', $1, $2, 'held', 1, 'other', $3, $3, $4, $4, 0, 0, 0)`,
     [row.traceId, row.spanId, start, String(row.startTimeUnixNano)],
   );
-}
-
-/** Resolves once another session of this database waits for a lock. */
-async function someoneWaitsForALock(): Promise<void> {
-  for (;;) {
-    const { rows } = await db.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    if (rows[0].n > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('write paths', () => {
@@ -163,9 +150,9 @@ describe('write paths', () => {
       await other.query('BEGIN');
       await holdKey(other, rows[2]);
       const write = storage.writer.write([{ tenant: 'race', rows }]);
-      await someoneWaitsForALock(); // the direct COPY holds keys 0 and 1 and waits for key 2
+      await waitForBlockedWriter(db); // the direct COPY holds keys 0 and 1 and waits for key 2
       await holdKey(other, rows[1]); // a deadlock: the direct COPY, waiting first, is aborted
-      await someoneWaitsForALock(); // the staged write holds key 0 and waits for key 1
+      await waitForBlockedWriter(db); // the staged write holds key 0 and waits for key 1
       await holdKey(other, rows[0]); // a deadlock again: the staged write is aborted, then tried again
       await other.query('COMMIT');
       expect(await write).toEqual({ inserted: 0, duplicates: 3, path: 'staged' });
