@@ -16,9 +16,9 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { migrate } from '../../server/storage/migrate.js';
+import { profilerEnv } from '../load/profile.js';
 import { REPO_ROOT } from '../../test/helpers/build-dist.js';
 import { freePort, type PrivatePostgres } from '../../test/helpers/private-postgres.js';
 import { spawnTracehouse, type TracehouseProcess } from '../../test/helpers/tracehouse-process.js';
@@ -60,15 +60,6 @@ function toMb(size: string): number {
 }
 
 const PROFILE_DIR = process.env.TH_CPU_PROF_DIR || undefined;
-const PROFILER = path.join(REPO_ROOT, 'loadtests', 'load', 'cpu-profile.mjs');
-
-function profilerEnv(nodeOptions = ''): Record<string, string> {
-  if (PROFILE_DIR === undefined) return {};
-  return {
-    NODE_OPTIONS: `${nodeOptions} --import ${pathToFileURL(PROFILER).href}`.trim(),
-    TH_CPU_PROF_DIR: PROFILE_DIR,
-  };
-}
 
 export interface StackOptions {
   /** Start a private redis-server and point REDIS_URL at it. */
@@ -102,7 +93,7 @@ export async function startStack(options: StackOptions = {}): Promise<FaultStack
     const env: Record<string, string> = {
       LOG_LEVEL: 'warn',
       ...options.env,
-      ...profilerEnv(options.env?.NODE_OPTIONS),
+      ...(PROFILE_DIR === undefined ? {} : profilerEnv(PROFILE_DIR, options.env?.NODE_OPTIONS)),
       DATABASE_URL: postgres.connectionString,
       PORT: String(port),
       ...(redis ? { REDIS_URL: redis.url } : {}),

@@ -164,6 +164,16 @@ export function formatProfile(summary: ProfileSummary, label: string): string[] 
   return lines;
 }
 
+/**
+ * The environment that makes a spawned server profile itself: cpu-profile.mjs preloaded (Node 20
+ * refuses --cpu-prof in NODE_OPTIONS), appended to the NODE_OPTIONS it would have had, and the
+ * directory it writes CPU.<pid>.cpuprofile to when it exits (not on SIGKILL).
+ */
+export function profilerEnv(dir: string, nodeOptions = ''): Record<string, string> {
+  const preload = new URL('./cpu-profile.mjs', import.meta.url).href;
+  return { NODE_OPTIONS: `${nodeOptions} --import ${preload}`.trim(), TH_CPU_PROF_DIR: dir };
+}
+
 // CLI: node --import tsx loadtests/load/profile.ts <file.cpuprofile> <spans stored> [skip ms]
 if (process.argv[1]?.endsWith('profile.ts') && process.argv.length >= 4) {
   const [file, spans, skipMs] = process.argv.slice(2);

@@ -6,7 +6,6 @@
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { OPEN_TENANT } from '../../server/auth/tenant.js';
 import type { TracehouseProcess } from '../../test/helpers/tracehouse-process.js';
@@ -16,6 +15,7 @@ import { gzipPoolSource, patchingSource, runHttpLoad, type BodySource } from './
 import { newRunTag } from './ids.js';
 import { Ledger } from './ledger.js';
 import { runPacedLoad } from './paced-load.js';
+import { profilerEnv } from './profile.js';
 import { cpuSeconds, peakRssBytes, treeCpuSeconds, type CpuProbe } from './proc-stats.js';
 import { runQueryLoad } from './query-load.js';
 import {
@@ -39,7 +39,6 @@ export interface ScenarioContext {
   protobufSpansPerS?: number;
 }
 
-const PROFILER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cpu-profile.mjs');
 let databaseCounter = 0;
 
 /** A fresh database for one run; `use` runs with its URL, the database is dropped afterwards. */
@@ -110,11 +109,7 @@ export async function runIngest(ctx: ScenarioContext, scenario: ScenarioName, ru
   return withFreshDatabase(ctx.db, async (url) => {
     const profiling = scenario === 'protobuf' && settings.profileDir !== undefined;
     const env: Record<string, string> = profiling
-      ? {
-          ...settings.serverEnv,
-          NODE_OPTIONS: `--import ${pathToFileURL(PROFILER).href}`,
-          TH_CPU_PROF_DIR: settings.profileDir!,
-        }
+      ? { ...settings.serverEnv, ...profilerEnv(settings.profileDir!, settings.serverEnv.NODE_OPTIONS) }
       : settings.serverEnv;
     const spawnedAt = performance.now();
     const server: TracehouseProcess = await startServer(url, env);
