@@ -162,25 +162,25 @@ export function checkServerCounters(
   result.figure('committed without acknowledgement (spans)', committedUnacknowledged);
 }
 
-/** Spans of requests whose 200 arrived in [from, to). */
-export function ackedSpansBetween(load: Ledger, from: number, to: number): number {
+/** Spans per second of the requests whose 200 arrived in [from, to) (ms timestamps). */
+export function ackedSpansPerS(load: Ledger, from: number, to: number): number {
   let spans = 0;
   for (const request of load.requests) {
     const at = request.acknowledgedAt;
     if (at !== undefined && at >= from && at < to) spans += request.spanKeys.length;
   }
-  return spans;
+  return spans / ((to - from) / 1000);
 }
 
-/** Spans offered in [from, to): every attempt started then, resends included. */
-export function offeredSpansBetween(load: Ledger, from: number, to: number): number {
+/** Spans per second offered in [from, to): every attempt started then, resends included. */
+export function offeredSpansPerS(load: Ledger, from: number, to: number): number {
   let spans = 0;
   for (const request of load.requests) {
     for (const attempt of request.attempts) {
       if (attempt.startedAt >= from && attempt.startedAt < to) spans += request.spanKeys.length;
     }
   }
-  return spans;
+  return spans / ((to - from) / 1000);
 }
 
 /** The p-th percentile (0–100) of the latency of 200 answers to attempts started in [from, to), ms. */

@@ -18,12 +18,12 @@
  */
 import { DEFAULTS } from '../../../server/config.js';
 import {
-  ackedSpansBetween,
+  ackedSpansPerS,
   checkAnswers,
   checkLedger,
   checkServerCounters,
   latencyPercentileMs,
-  offeredSpansBetween,
+  offeredSpansPerS,
   tallyStatuses,
 } from '../accounting.js';
 import { FastLoad } from '../fast-load.js';
@@ -76,7 +76,7 @@ async function runOverload(context: ScenarioContext): Promise<ScenarioResult> {
     const metricsBefore = await scrapeMetrics(stack.url);
 
     // 1. The sustained maximum, closed loop, same machine, same run; measured again after the
-    // overload (step 4), since PostgreSQL's rate drifts by ±10 % over a minute here (checkpoints,
+    // overload (step 3), since PostgreSQL's rate drifts by ±10 % over a minute here (checkpoints,
     // autovacuum, growing partitions) and one 15 s window before the overload misjudges it.
     const before = await measureMaximum(url, size.maxMs);
     context.log(`maximum before: ${Math.round(before.spansPerS)} spans/s with ${BASE_CONCURRENCY} clients`);
@@ -122,7 +122,7 @@ async function runOverload(context: ScenarioContext): Promise<ScenarioResult> {
     const drainedAt = Date.now();
     const peak = peakRssMb(pid);
 
-    // 4. The maximum again, the backlog drained; the overload is judged against the mean of both.
+    // 3. The maximum again, the backlog drained; the overload is judged against the mean of both.
     const afterwards = await measureMaximum(url, size.maxMs);
     const maxSpansPerS = (before.spansPerS + afterwards.spansPerS) / 2;
     context.log(`maximum after: ${Math.round(afterwards.spansPerS)} spans/s; mean ${Math.round(maxSpansPerS)}`);
@@ -130,9 +130,8 @@ async function runOverload(context: ScenarioContext): Promise<ScenarioResult> {
 
     // Steady state: the second half of the overload (the queue has filled, the clients have grown).
     const half = floodStart + (floodEnd - floodStart) / 2;
-    const halfSeconds = (floodEnd - half) / 1000;
-    const offered = offeredSpansBetween(flood, half, floodEnd) / halfSeconds;
-    const goodput = ackedSpansBetween(flood, half, floodEnd) / halfSeconds;
+    const offered = offeredSpansPerS(flood, half, floodEnd);
+    const goodput = ackedSpansPerS(flood, half, floodEnd);
     const refusals = flood.attempts.filter((a) => a.status === 429 || a.status === 503);
     const firstRefusal = refusals.sort((a, b) => a.finishedAt - b.finishedAt)[0];
     context.log(
@@ -233,7 +232,7 @@ async function measureMaximum(url: string, ms: number): Promise<{ spansPerS: num
   const end = Date.now();
   load.stopNew();
   await load.settled(60_000);
-  return { spansPerS: ackedSpansBetween(load, start + WARMUP_MS, end) / ((end - start - WARMUP_MS) / 1000), load };
+  return { spansPerS: ackedSpansPerS(load, start + WARMUP_MS, end), load };
 }
 
 export default scenario;

@@ -7,7 +7,7 @@
  * queries during each phase must return exactly the spans that were acknowledged.
  */
 import type { SentRequest } from '../../../test/helpers/otlp-load.js';
-import { ackedSpansBetween, latencyPercentileMs } from '../accounting.js';
+import { ackedSpansPerS, latencyPercentileMs } from '../accounting.js';
 import { sleep } from '../harness.js';
 import { ingestUnderFault, type FaultRun } from '../ingest-under-fault.js';
 import type { Scenario } from '../scenario.js';
@@ -97,10 +97,11 @@ async function measurePhase(run: FaultRun, name: string, phaseMs: number, gauges
   const end = Date.now();
   const metrics = await scrapeMetrics(stack.url);
   gauges.push(`${name}: ${describeRedisMetrics(metrics)}`);
-  run.log(`${name}: ${Math.round(ackedSpansBetween(load, start, end) / ((end - start) / 1000))} spans/s`);
+  const spansPerS = ackedSpansPerS(load, start, end);
+  run.log(`${name}: ${Math.round(spansPerS)} spans/s`);
   return {
     name,
-    spansPerS: ackedSpansBetween(load, start, end) / ((end - start) / 1000),
+    spansPerS,
     p99Ms: latencyPercentileMs(load, 99, start, end),
     queriesOk,
     queryMsMax,
