@@ -9,6 +9,7 @@
  * generation moves, which refuses every store whose lookup came before.
  */
 import type { SpanRow } from '../decode/types.js';
+import { ExpiryWalk } from '../expiry-walk.js';
 import type {
   CacheStamp,
   OperationsLookup,
@@ -31,8 +32,6 @@ import {
 
 export const MAX_ENTRIES = 100_000;
 const MAX_MARKS = 200_000;
-/** How often expired marks are forgotten. */
-const MARK_EXPIRY_INTERVAL_MS = 250;
 const WINDOW_BYTES = 128;
 
 type Entry =
@@ -52,7 +51,7 @@ export class LocalQueryCache implements QueryCache, QueryCacheUpdates {
   readonly #policy: QueryCachePolicy;
   readonly #entries: BoundedLru<Entry>;
   readonly #marks = new Map<string, number>(); // entry key → performance.now() until which stores are refused
-  #nextMarkExpiry = 0;
+  readonly #markExpiry = new ExpiryWalk(this.#marks, (until: number) => until);
   readonly #seen = new SeenOperations();
   #generation = 0;
 
@@ -132,27 +131,13 @@ export class LocalQueryCache implements QueryCache, QueryCacheUpdates {
   #mark(key: string): void {
     this.#entries.delete(key);
     const now = performance.now();
-    this.#expireMarks(now);
+    this.#markExpiry.forget(now); // bounds memory only: #mayStore compares the time itself
     this.#marks.delete(key); // re-inserted at the end: the Map stays in expiry order
     this.#marks.set(key, now + this.#policy.quietMs);
     if (this.#marks.size > MAX_MARKS) {
       this.#entries.clear();
       this.#marks.clear();
       this.#generation += 1;
-    }
-  }
-
-  /**
-   * Forgets expired marks (they only bound memory: #mayStore compares the time itself), at most every
-   * MARK_EXPIRY_INTERVAL_MS. The walk from the Map's front also steps over the entries deleted since
-   * its last rehash, which V8 keeps in place: walking it on every commit cost milliseconds each.
-   */
-  #expireMarks(now: number): void {
-    if (now < this.#nextMarkExpiry) return;
-    this.#nextMarkExpiry = now + MARK_EXPIRY_INTERVAL_MS;
-    for (const [marked, until] of this.#marks) {
-      if (until > now) break;
-      this.#marks.delete(marked);
     }
   }
 }

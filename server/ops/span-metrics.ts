@@ -29,6 +29,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { SpanMetricsConfig } from '../config.js';
 import type { SpanRow } from '../decode/types.js';
+import { ExpiryWalk } from '../expiry-walk.js';
 import { RED_BUCKET_BOUNDS_NS } from '../storage/sql.js';
 import { CappedSeries } from './capped-series.js';
 
@@ -48,8 +49,6 @@ export const STATUS_CODE_NAMES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS
 /** Latency buckets in seconds: the same bounds as PostgreSQL's red_minute.duration_buckets. */
 export const LATENCY_BUCKETS_S: readonly number[] = RED_BUCKET_BOUNDS_NS.map((ns) => ns / 1e9);
 
-/** How often waiting halves are checked for expiry (their wait is SERVICE_GRAPH_WAIT_MS). */
-const EXPIRE_INTERVAL_MS = 250;
 const KIND_SERVER = 2;
 const KIND_CLIENT = 3;
 const KIND_PRODUCER = 4;
@@ -72,7 +71,7 @@ export class SpanMetrics {
   readonly #spans: CappedSeries;
   readonly #edges: CappedSeries;
   readonly #pending = new Map<string, Half>();
-  #nextExpiry = 0;
+  readonly #pendingExpiry = new ExpiryWalk(this.#pending, (half: Half) => half.expiresAt);
   readonly #unpaired: Counter<'side'>;
   readonly #dropped: Counter;
   readonly #overflow: Counter<'family'>;
@@ -176,7 +175,7 @@ export class SpanMetrics {
   record(tenant: string, rows: readonly SpanRow[]): void {
     if (this.#config.maxSeries === 0) return;
     const now = this.#now();
-    this.#expire(now);
+    this.#pendingExpiry.forget(now, (half) => this.#unpaired.inc({ side: half.client ? 'client' : 'server' }));
     const overflowBefore = this.#spans.overflowed;
     const edgesOverflowBefore = this.#edges.overflowed;
     for (const row of rows) {
@@ -234,21 +233,5 @@ export class SpanMetrics {
     if (client.failed || server.failed) edge.counters[1] += server.weight;
     edge.histograms[0].observe(server.seconds, server.weight);
     edge.histograms[1].observe(client.seconds, client.weight);
-  }
-
-  /**
-   * Counts and forgets the halves whose wait is over, at most every EXPIRE_INTERVAL_MS: walking the
-   * Map from its oldest entry also walks the entries paired and deleted since its last rehash (V8
-   * keeps them in place, and most halves are paired within their own request), so doing it for
-   * every request cost time linear in them.
-   */
-  #expire(now: number): void {
-    if (now < this.#nextExpiry) return;
-    this.#nextExpiry = now + EXPIRE_INTERVAL_MS;
-    for (const [key, half] of this.#pending) {
-      if (half.expiresAt > now) break;
-      this.#pending.delete(key);
-      this.#unpaired.inc({ side: half.client ? 'client' : 'server' });
-    }
   }
 }
