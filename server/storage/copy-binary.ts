@@ -154,9 +154,14 @@ class ChunkWriter {
 
 /** Encodes every row of every batch for COPY spans (…) FROM STDIN (FORMAT binary). */
 export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
+  const lengths: number[] = []; // variableLength of each row, in order
   let expected = HEADER_BYTES + 2;
   for (const batch of batches) {
-    for (const row of batch.rows) expected += FIXED_ROW_BYTES + variableLength(batch.tenant, row);
+    for (const row of batch.rows) {
+      const length = variableLength(batch.tenant, row);
+      lengths.push(length);
+      expected += FIXED_ROW_BYTES + length;
+    }
   }
   const out = new ChunkWriter(expected);
   const days = new Set<number>();
@@ -171,7 +176,7 @@ export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
     for (const row of batch.rows) {
       const startUs = TimestampFormatter.micros(row.startTimeUnixNano);
       days.add(Math.floor(startUs / US_PER_DAY));
-      out.reserve(FIXED_ROW_BYTES + 3 * variableLength(batch.tenant, row));
+      out.reserve(FIXED_ROW_BYTES + 3 * lengths[rowCount]);
       writeRow(out, batch.tenant, row, startUs, resourceIds.idOf(row));
       rowCount++;
     }
