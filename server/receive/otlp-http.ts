@@ -7,9 +7,9 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WireFormat } from '../decode/types.js';
-import { TracehouseError, type ErrorCode } from '../errors.js';
+import { TracehouseError } from '../errors.js';
 import type { IngestPipeline } from './ingest.js';
-import { SUPPORTED_ENCODINGS, replyForError, replyForOutcome, type OtlpReply } from './otlp-status.js';
+import { SUPPORTED_ENCODINGS, replyForError, replyForOutcome, replyForRefusal, type OtlpReply } from './otlp-status.js';
 
 export interface OtlpHttpOptions {
   pipeline: IngestPipeline;
@@ -47,20 +47,9 @@ export async function registerOtlpHttp(app: FastifyInstance, options: OtlpHttpOp
 
   // Refuse before reading the body when the request would be refused anyway: under overload the
   // event loop must not spend its time receiving and decoding what it cannot admit.
-  // The replies are the same every time: built once per (code, format), not per refused request
-  // (an Error with its stack trace per refusal was a measurable share of an overloaded server's CPU).
-  const refusalReplies = new Map<string, OtlpReply>();
-  const refusalReply = (code: ErrorCode, format: WireFormat): OtlpReply => {
-    const key = `${code}:${format}`;
-    let otlp = refusalReplies.get(key);
-    if (otlp === undefined) {
-      refusalReplies.set(key, (otlp = replyForError(new TracehouseError(code), format, retryAfterS)));
-    }
-    return otlp;
-  };
   app.addHook('onRequest', async (request, reply) => {
     const refusal = pipeline.refusalBeforeRead('http');
-    if (refusal !== undefined) return sendOtlpReply(reply, refusalReply(refusal, formatOf(request)));
+    if (refusal !== undefined) return sendOtlpReply(reply, replyForRefusal(refusal, formatOf(request), retryAfterS));
     const limited = pipeline.rateLimitBeforeRead(request.tenant, 'http');
     if (limited !== undefined) return sendOtlpReply(reply, replyForError(limited, formatOf(request), retryAfterS));
   });

@@ -147,6 +147,33 @@ export function replyForError(err: unknown, format: WireFormat, retryAfterS: num
   return encodeHttpReply(decideForError(err, retryAfterS), format);
 }
 
+/**
+ * Refusals before a request or frame is read (queue full, storage backing off, shutting down) get
+ * the same answer every time, hundreds per second under overload: it is built once per code,
+ * Retry-After and format, not from a new Error with its stack trace per refusal. State: those few
+ * answers, shared and never modified.
+ */
+const refusalDecisions = new Map<string, OtlpDecision>();
+const refusalReplies = new Map<string, OtlpReply>();
+
+export function decideForRefusal(code: ErrorCode, retryAfterS: number): OtlpDecision {
+  const key = `${code}:${retryAfterS}`;
+  let decision = refusalDecisions.get(key);
+  if (decision === undefined) {
+    refusalDecisions.set(key, (decision = decideForError(new TracehouseError(code), retryAfterS)));
+  }
+  return decision;
+}
+
+export function replyForRefusal(code: ErrorCode, format: WireFormat, retryAfterS: number): OtlpReply {
+  const key = `${code}:${retryAfterS}:${format}`;
+  let reply = refusalReplies.get(key);
+  if (reply === undefined) {
+    refusalReplies.set(key, (reply = encodeHttpReply(decideForRefusal(code, retryAfterS), format)));
+  }
+  return reply;
+}
+
 interface PartialSuccess {
   rejectedSpans: number;
   errorMessage: string;

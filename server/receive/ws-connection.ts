@@ -19,10 +19,15 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { WebSocketConfig } from '../config.js';
-import { TracehouseError } from '../errors.js';
 import type { Metrics, WsFrameOutcome } from '../ops/metrics.js';
 import type { IngestPipeline } from './ingest.js';
-import { decideForError, decideForOutcome, encodeWebSocketAck, type OtlpDecision } from './otlp-status.js';
+import {
+  decideForError,
+  decideForOutcome,
+  decideForRefusal,
+  encodeWebSocketAck,
+  type OtlpDecision,
+} from './otlp-status.js';
 import { CloseCode, parseFrame } from './ws-envelope.js';
 
 export interface WsConnectionDeps {
@@ -161,7 +166,7 @@ export class WsConnection {
       pipeline.refusalBeforeRead('websocket') ??
       (this.#state === 'draining' ? 'TH_ERR_BATCH_SHUTTING_DOWN' : undefined);
     if (refusal !== undefined) {
-      this.#answer(seq, decideForError(new TracehouseError(refusal), retryAfterS));
+      this.#answer(seq, decideForRefusal(refusal, retryAfterS));
       return;
     }
     void this.#ingest(seq, frame.body, frame.format);

@@ -1,7 +1,15 @@
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { describe, expect, it } from 'vitest';
 import { ERRORS, TracehouseError } from '../../../server/errors.js';
-import { replyForError, replyForOutcome, toTracehouseError } from '../../../server/receive/otlp-status.js';
+import type { RefusalCode } from '../../../server/batch/batcher.js';
+import {
+  decideForError,
+  decideForRefusal,
+  replyForError,
+  replyForOutcome,
+  replyForRefusal,
+  toTracehouseError,
+} from '../../../server/receive/otlp-status.js';
 
 const committed = { accepted: 5, rejected: 0, rejectMessage: '', duplicates: 0 };
 
@@ -29,6 +37,25 @@ describe('OTLP status mapping', () => {
     expect(reply.statusCode).toBe(503);
     expect(reply.retryAfterS).toBe(1);
     expect(JSON.parse(reply.body as string)).toMatchObject({ code: 14 });
+  });
+
+  it('answers a refusal before reading exactly as its error, from the same object each time', () => {
+    const codes: RefusalCode[] = [
+      'TH_ERR_BATCH_QUEUE_FULL',
+      'TH_ERR_BATCH_SHUTTING_DOWN',
+      'TH_ERR_STORAGE_UNAVAILABLE',
+    ];
+    for (const code of codes) {
+      for (const retryAfterS of [1, 2]) {
+        expect(decideForRefusal(code, retryAfterS)).toEqual(decideForError(new TracehouseError(code), retryAfterS));
+        expect(decideForRefusal(code, retryAfterS)).toBe(decideForRefusal(code, retryAfterS));
+        for (const format of ['protobuf', 'json'] as const) {
+          const reply = replyForRefusal(code, format, retryAfterS);
+          expect(reply).toEqual(replyForError(new TracehouseError(code), format, retryAfterS));
+          expect(replyForRefusal(code, format, retryAfterS)).toBe(reply);
+        }
+      }
+    }
   });
 
   it('answers a permanent problem without Retry-After, with a google.rpc.Status in protobuf', () => {
