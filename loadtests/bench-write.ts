@@ -25,6 +25,7 @@ import { DEFAULTS } from '../server/config.js';
 import type { SpanRow } from '../server/decode/types.js';
 import { encodeCopyRows, TimestampFormatter } from '../server/storage/copy-text.js';
 import { createStorage } from '../server/storage/index.js';
+import { attributeSetIdOf } from '../server/storage/attribute-set-id.js';
 import { computeResourceId } from '../server/storage/resource-id.js';
 import { migrate } from '../server/storage/migrate.js';
 import {
@@ -114,6 +115,7 @@ function makeRows(count: number): SpanRow[] {
       endTimeUnixNano: start + duration,
       statusCode: i % 20 === 0 ? 2 : 0,
       statusMessage: i % 20 === 0 ? 'upstream timed out' : '',
+      sharedAttributes: '{}',
       attributes: JSON.stringify({
         'http.request.method': 'GET',
         'http.route': '/api/v1/items/{id}',
@@ -188,6 +190,7 @@ function toUnnestParams(batch: SpanBatch): unknown[] {
       r.droppedLinksCount,
       r.samplingWeight,
       computeResourceId(r),
+      attributeSetIdOf(r.sharedAttributes),
     ];
     for (let c = 0; c < SPAN_COLUMNS.length; c++) cols[c][i] = values[c];
   });
@@ -205,7 +208,7 @@ async function writeBatch(variant: Variant, w: Writers, batch: SpanBatch): Promi
     case 'c': {
       const client = await w.copyPool.connect();
       try {
-        const { chunks } = encodeCopyRows([batch], { resources: false });
+        const { chunks } = encodeCopyRows([batch], { staged: false });
         await pipeline(Readable.from(chunks), client.query(pgCopyStreams.from(COPY_INTO_SPANS)));
         return batch.rows.length;
       } finally {

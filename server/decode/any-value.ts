@@ -30,6 +30,8 @@
  *   as ""; flags is the fixed32 as an unsigned number)
  */
 
+import { appendToSetKey, type AttributeSharing } from './attribute-sharing.js';
+
 /** Integral doubles at or above this magnitude print in exponent form (String(1e21) === '1e+21'). */
 const EXPONENT_FORM_THRESHOLD = 1e21;
 
@@ -55,6 +57,8 @@ export class AttributeList {
   readonly max: number;
   private readonly keys: string[] = [];
   private readonly values: string[] = [];
+  /** writeSplit's scratch: indexes of the shared pairs. */
+  private readonly sharedIndexes: number[] = [];
   length = 0;
   received = 0;
 
@@ -98,6 +102,55 @@ export class AttributeList {
     for (let i = 1; i < n; i++) out += ',' + keys[i] + ':' + values[i];
     return out + '}';
   }
+
+  /**
+   * Writes the pairs as two JSON objects with no key in common: those `sharing` stores in the
+   * span's attribute set into `target.sharedAttributes`, the rest into `target.attributes` ('{}'
+   * when a side has none). A duplicate key keeps its last value, as in toJson.
+   */
+  writeSplit(sharing: AttributeSharing, target: SplitAttributes): void {
+    let n = this.length;
+    let keys = this.keys;
+    let values = this.values;
+    if (hasDuplicate(keys, n)) {
+      const byKey = dedupedPairs(keys, values, n);
+      keys = [...byKey.keys()];
+      values = [...byKey.values()];
+      n = keys.length;
+    }
+    const shared = this.sharedIndexes;
+    let sharedCount = 0;
+    let own = '';
+    let setKey = '';
+    for (let i = 0; i < n; i++) {
+      const pairId = sharing.pairId(keys[i], values[i]);
+      if (pairId >= 0) {
+        setKey = appendToSetKey(setKey, pairId);
+        shared[sharedCount++] = i;
+      } else {
+        own = (own === '' ? '{' : own + ',') + keys[i] + ':' + values[i];
+      }
+    }
+    target.attributes = own === '' ? '{}' : own + '}';
+    if (sharedCount === 0) {
+      target.sharedAttributes = '{}';
+      return;
+    }
+    let text = sharing.setText(setKey);
+    if (text === undefined) {
+      text = '{';
+      for (let j = 0; j < sharedCount; j++) text += (j === 0 ? '' : ',') + keys[shared[j]] + ':' + values[shared[j]];
+      text += '}';
+      sharing.rememberSet(setKey, text);
+    }
+    target.sharedAttributes = text;
+  }
+}
+
+/** Where AttributeList.writeSplit puts a span's two attribute objects. */
+export interface SplitAttributes {
+  attributes: string;
+  sharedAttributes: string;
 }
 
 const QUADRATIC_CHECK_MAX = 12;
@@ -120,11 +173,15 @@ function hasDuplicate(keys: string[], n: number): boolean {
 
 /** Last value wins, at the position of the first occurrence (like JSON.parse and jsonb). */
 function writeDedupedObject(keys: string[], values: string[], n: number): string {
+  let out = '';
+  for (const [key, value] of dedupedPairs(keys, values, n)) out += (out === '' ? '{' : ',') + key + ':' + value;
+  return out + '}';
+}
+
+function dedupedPairs(keys: string[], values: string[], n: number): Map<string, string> {
   const byKey = new Map<string, string>();
   for (let i = 0; i < n; i++) byKey.set(keys[i], values[i]);
-  let out = '';
-  for (const [key, value] of byKey) out += (out === '' ? '{' : ',') + key + ':' + value;
-  return out + '}';
+  return byKey;
 }
 
 /** Writes the JSON text of one span event. */

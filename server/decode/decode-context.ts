@@ -8,10 +8,12 @@ import { REJECT_REASONS, SANITIZE_KINDS } from './types.js';
 import { AttributeList } from './any-value.js';
 import type { SpanDraft } from './span-rows.js';
 import { createSpanDraft } from './span-rows.js';
+import type { AttributeSharing } from './attribute-sharing.js';
 
 export class DecodeContext {
   readonly limits: DecodeLimits;
   readonly window: TimeWindow;
+  readonly sharing: AttributeSharing | undefined;
   readonly rows: SpanRow[] = [];
   spanCount = 0;
   readonly rejected: Record<RejectReason, number> = {
@@ -61,12 +63,26 @@ export class DecodeContext {
   constructor(options: DecodeOptions) {
     this.limits = options.limits;
     this.window = options.window;
+    this.sharing = options.sharing;
     const max = options.limits.maxAttributesPerSpan;
     this.spanAttributes = new AttributeList(max);
     this.eventAttributes = new AttributeList(max);
     this.linkAttributes = new AttributeList(max);
     this.resourceAttributeList = new AttributeList(max);
     this.scopeAttributeList = new AttributeList(max);
+  }
+
+  /**
+   * Writes the span attributes read into spanAttributes to the draft: split into the shared set
+   * and the row's own pairs when sharing is on, else all of them as the row's own.
+   */
+  writeSpanAttributes(): void {
+    const d = this.draft;
+    if (this.sharing === undefined) {
+      d.attributes = this.spanAttributes.toJson();
+      return;
+    }
+    this.spanAttributes.writeSplit(this.sharing, d);
   }
 
   /** A cleared, uncapped list for a kvlist AnyValue at `depth` (1 = top-level container). */

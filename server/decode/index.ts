@@ -29,6 +29,7 @@ export type {
   WireFormat,
 } from './types.js';
 export { REJECT_REASONS, SANITIZE_KINDS } from './types.js';
+export { AttributeSharing } from './attribute-sharing.js';
 
 export function decodeExportRequest(body: Buffer, format: WireFormat, options: DecodeOptions): DecodedRequest {
   const ctx = new DecodeContext(options);

@@ -163,7 +163,7 @@ function walkSpan(ctx: DecodeContext, span: unknown): void {
   d.endTimeUnixNano = readFixed64(span, 'endTimeUnixNano', 'end_time_unix_nano');
   const attributes = ctx.spanAttributes;
   readAttributesJson(ctx, span, 'attributes', attributes);
-  d.attributes = attributes.toJson();
+  ctx.writeSpanAttributes();
   ctx.countDroppedAttributes(attributes.dropped);
   const receivedDropped = readUint32(span, 'droppedAttributesCount', 'dropped_attributes_count');
   d.droppedAttributesCount = addDropped(receivedDropped, attributes.dropped);

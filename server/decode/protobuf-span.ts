@@ -143,7 +143,7 @@ export function readSpan(ctx: DecodeContext, r: ProtobufReader, end: number): vo
     }
   }
   r.expectEnd(end);
-  d.attributes = attributes.toJson();
+  ctx.writeSpanAttributes();
   ctx.countDroppedAttributes(attributes.dropped);
   d.droppedAttributesCount = addDropped(d.droppedAttributesCount, attributes.dropped);
   if (eventsKept > 0) d.events = events + ']';

@@ -24,6 +24,7 @@ export interface SpanDraft {
   statusCode: number;
   statusMessage: string;
   attributes: string;
+  sharedAttributes: string;
   droppedAttributesCount: number;
   events: string;
   droppedEventsCount: number;
@@ -46,6 +47,7 @@ export function createSpanDraft(): SpanDraft {
     statusCode: 0,
     statusMessage: '',
     attributes: '{}',
+    sharedAttributes: '{}',
     droppedAttributesCount: 0,
     events: '[]',
     droppedEventsCount: 0,
@@ -68,6 +70,7 @@ export function resetSpanDraft(draft: SpanDraft): void {
   draft.statusCode = 0;
   draft.statusMessage = '';
   draft.attributes = '{}';
+  draft.sharedAttributes = '{}';
   draft.droppedAttributesCount = 0;
   draft.events = '[]';
   draft.droppedEventsCount = 0;
@@ -154,6 +157,7 @@ export function acceptSpan(ctx: DecodeContext, d: SpanDraft): void {
     statusCode: d.statusCode,
     statusMessage: d.statusMessage,
     attributes: flattened(d.attributes),
+    sharedAttributes: d.sharedAttributes,
     resourceAttributes: ctx.resourceAttributes,
     scopeName: ctx.scopeName,
     scopeVersion: ctx.scopeVersion,
@@ -171,6 +175,7 @@ export function acceptSpan(ctx: DecodeContext, d: SpanDraft): void {
       d.traceState.length +
       d.statusMessage.length +
       d.attributes.length +
+      d.sharedAttributes.length +
       d.events.length +
       d.links.length,
   };

@@ -2,6 +2,7 @@
  * The seam between decode and the rest of the pipeline. decode is pure: bytes in, rows and
  * per-span rejects out; it does no I/O and reads no clock (the caller passes the time window).
  */
+import type { AttributeSharing } from './attribute-sharing.js';
 
 /** Why one span was not stored although its request was well formed. A closed list. */
 export type RejectReason =
@@ -60,7 +61,13 @@ export interface SpanRow {
   endTimeUnixNano: bigint;
   statusCode: number; // OTLP StatusCode 0 unset, 1 ok, 2 error
   statusMessage: string;
-  attributes: string; // JSON object text
+  /** JSON object text: the span's attributes that are not in sharedAttributes. */
+  attributes: string;
+  /**
+   * JSON object text: the span's attributes stored once per distinct set (migrations/000006), '{}'
+   * when none. Never shares a key with `attributes`; the span's attributes are both together.
+   */
+  sharedAttributes: string;
   resourceAttributes: string; // JSON object text
   scopeName: string;
   scopeVersion: string;
@@ -96,6 +103,8 @@ export interface TimeWindow {
 export interface DecodeOptions {
   limits: DecodeLimits;
   window: TimeWindow;
+  /** Splits span attributes into shared and own pairs; without it every pair is the row's own. */
+  sharing?: AttributeSharing;
 }
 
 export interface DecodedRequest {

@@ -7,7 +7,7 @@
 import { BatchFailure, type Batcher, type RefusalCode } from '../batch/batcher.js';
 import type { RateDecision, RateLimiter } from '../cache/rate-limiter.js';
 import type { Config } from '../config.js';
-import { decodeExportRequest } from '../decode/index.js';
+import { AttributeSharing, decodeExportRequest } from '../decode/index.js';
 import type { DecodedRequest, TimeWindow, WireFormat } from '../decode/types.js';
 import { TracehouseError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -56,6 +56,8 @@ export function computeTimeWindow(config: Config, nowMs: number): TimeWindow {
 
 export class IngestPipeline {
   readonly #deps: IngestDeps;
+  /** Learns which span attribute keys repeat few values, to store those once per set. */
+  readonly #sharing = new AttributeSharing();
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
@@ -108,7 +110,11 @@ export class IngestPipeline {
     }
     let decoded: DecodedRequest;
     try {
-      decoded = decodeExportRequest(body, format, { limits: config.decode, window: computeTimeWindow(config, nowMs) });
+      decoded = decodeExportRequest(body, format, {
+        limits: config.decode,
+        window: computeTimeWindow(config, nowMs),
+        sharing: this.#sharing,
+      });
     } catch (err) {
       if (err instanceof TracehouseError) metrics.requestsRejected.inc({ transport, code: err.code });
       throw err;

@@ -16,6 +16,7 @@
 import type { SpanRow } from '../decode/types.js';
 import type { EncodedRows } from './copy-text.js';
 import { TimestampFormatter } from './copy-text.js';
+import { attributeSetIdOf } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import { SPAN_COLUMNS } from './sql.js';
 import type { SpanBatch } from './types.js';
@@ -39,8 +40,9 @@ interface Utf8Writable {
   utf8Write(value: string, offset: number): number;
 }
 
-/** The fixed part of a row: field count, 24 length words, and every fixed-size value. */
-const FIXED_ROW_BYTES = 2 + SPAN_COLUMNS.length * 4 + 16 + 8 + 8 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 2 + 4 * 3 + 8 + 8 + 3; // + 3 jsonb versions
+/** The fixed part of a row: field count, one length word per column, and every fixed-size value. */
+const FIXED_ROW_BYTES =
+  2 + SPAN_COLUMNS.length * 4 + 16 + 8 + 8 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 2 + 4 * 3 + 8 + 8 + 8 + 3; // + 3 jsonb versions
 
 /**
  * Buffers sized to the batch: a chunk is as large as what is expected to remain (at most
@@ -177,7 +179,7 @@ export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
       const startUs = TimestampFormatter.micros(row.startTimeUnixNano);
       days.add(Math.floor(startUs / US_PER_DAY));
       out.reserve(FIXED_ROW_BYTES + 3 * lengths[rowCount]);
-      writeRow(out, batch.tenant, row, startUs, resourceIds.idOf(row));
+      writeRow(out, batch.tenant, row, startUs, resourceIds.idOf(row), attributeSetIdOf(row.sharedAttributes));
       rowCount++;
     }
   }
@@ -201,7 +203,14 @@ function variableLength(tenant: string, r: SpanRow): number {
   );
 }
 
-function writeRow(out: ChunkWriter, tenant: string, r: SpanRow, startUs: number, resourceId: bigint): void {
+function writeRow(
+  out: ChunkWriter,
+  tenant: string,
+  r: SpanRow,
+  startUs: number,
+  resourceId: bigint,
+  setId: bigint | null,
+): void {
   out.int16(SPAN_COLUMNS.length);
   out.text(tenant);
   out.bytes(r.traceId);
@@ -240,4 +249,9 @@ function writeRow(out: ChunkWriter, tenant: string, r: SpanRow, startUs: number,
   out.float8(r.samplingWeight);
   out.field(8);
   out.bigint(resourceId);
+  if (setId === null) out.field(-1);
+  else {
+    out.field(8);
+    out.bigint(setId);
+  }
 }

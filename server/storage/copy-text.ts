@@ -3,9 +3,11 @@
  * string per row appended to ~1 MiB chunks; no per-field streams. Timestamps are computed exactly
  * from the bigint nanoseconds (floor to microseconds) without going through floating point.
  * A row's resource and scope travel only with the first row of its (tenant, resource_id) in one
- * encoding; later rows send \N there (the staging INSERT stores each resource once).
+ * encoding, and its shared attributes with the first row of its (tenant, attribute_set_id); later
+ * rows send \N there (the staging INSERT stores each resource and attribute set once).
  */
 import type { SpanRow } from '../decode/types.js';
+import { attributeSetIdOf, type CommittedSets } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import type { SpanBatch } from './types.js';
 
@@ -64,17 +66,22 @@ export interface EncodedRows {
 const US_PER_DAY = 86_400_000_000;
 
 /**
- * Encodes every row of every batch, in STAGE_COLUMNS order; with `resources: false`, in
- * SPAN_COLUMNS order (no resource columns: what a raw COPY into spans takes). Does not mutate
- * the batches.
+ * Encodes every row of every batch, in STAGE_COLUMNS order; with `staged: false`, in SPAN_COLUMNS
+ * order (no resource or attribute set columns: what a raw COPY into spans takes). The texts of
+ * attribute sets in `committedSets` are not sent (already stored). Does not mutate the batches.
  */
-export function encodeCopyRows(batches: readonly SpanBatch[], options: { resources?: boolean } = {}): EncodedRows {
-  const withResources = options.resources ?? true;
+export function encodeCopyRows(
+  batches: readonly SpanBatch[],
+  options: { staged?: boolean; committedSets?: CommittedSets } = {},
+): EncodedRows {
+  const staged = options.staged ?? true;
+  const committedSets = options.committedSets;
   const chunks: Buffer[] = [];
   const days = new Set<number>();
   const timestamps = new TimestampFormatter();
   const resourceIds = new ResourceIdResolver();
   const sentResources = new Set<string>();
+  const sentSets = new Set<string>();
   let chunk = '';
   let rowCount = 0;
   for (const batch of batches) {
@@ -82,16 +89,23 @@ export function encodeCopyRows(batches: readonly SpanBatch[], options: { resourc
     for (const row of batch.rows) {
       days.add(Math.floor(TimestampFormatter.micros(row.startTimeUnixNano) / US_PER_DAY));
       const resourceId = resourceIds.idOf(row);
-      let resource = '\n';
-      if (withResources) {
+      const setId = attributeSetIdOf(row.sharedAttributes);
+      let tail = '\n';
+      if (staged) {
         const resourceKey = `${resourceId}\t${batch.tenant}`;
-        if (sentResources.has(resourceKey)) resource = NO_RESOURCE;
+        if (sentResources.has(resourceKey)) tail = NO_RESOURCE;
         else {
           sentResources.add(resourceKey);
-          resource = encodeResource(row);
+          tail = encodeResource(row);
+        }
+        const setKey = `${setId}\t${batch.tenant}`;
+        if (setId === null || sentSets.has(setKey) || committedSets?.has(batch.tenant, setId)) tail += NO_SET;
+        else {
+          sentSets.add(setKey);
+          tail += `\t${escapeCopyText(row.sharedAttributes)}\n`;
         }
       }
-      chunk += encodeRow(tenant, row, timestamps, resourceId, resource);
+      chunk += encodeRow(tenant, row, timestamps, resourceId, setId, tail);
       rowCount++;
       if (chunk.length >= CHUNK_CHARS) {
         chunks.push(Buffer.from(chunk, 'utf8'));
@@ -103,18 +117,27 @@ export function encodeCopyRows(batches: readonly SpanBatch[], options: { resourc
   return { chunks, rowCount, days };
 }
 
-/** The tail of a row whose resource was already sent in this encoding. */
-const NO_RESOURCE = '\t\\N\t\\N\t\\N\t\\N\n';
+/** The resource columns of a row whose resource was already sent in this encoding. */
+const NO_RESOURCE = '\t\\N\t\\N\t\\N\t\\N';
+/** The attribute set column and line end of a row whose set was already sent (or that has none). */
+const NO_SET = '\t\\N\n';
 
 function encodeResource(r: SpanRow): string {
   return (
     `\t${escapeCopyText(r.resourceAttributes)}\t${escapeCopyText(r.scopeName)}\t` +
-    `${escapeCopyText(r.scopeVersion)}\t${escapeCopyText(r.scopeAttributes)}\n`
+    `${escapeCopyText(r.scopeVersion)}\t${escapeCopyText(r.scopeAttributes)}`
   );
 }
 
-/** One row; `tail` holds the resource columns (or none) and the line end. */
-function encodeRow(tenant: string, r: SpanRow, ts: TimestampFormatter, resourceId: bigint, tail: string): string {
+/** One row; `tail` holds the staging columns (or none) and the line end. */
+function encodeRow(
+  tenant: string,
+  r: SpanRow,
+  ts: TimestampFormatter,
+  resourceId: bigint,
+  setId: bigint | null,
+  tail: string,
+): string {
   return (
     `${tenant}\t${byteaField(r.traceId)}\t${byteaField(r.spanId)}\t${byteaField(r.parentSpanId)}\t` +
     `${escapeCopyText(r.traceState)}\t${r.flags}\t${escapeCopyText(r.name)}\t${r.kind}\t` +
@@ -123,6 +146,6 @@ function encodeRow(tenant: string, r: SpanRow, ts: TimestampFormatter, resourceI
     `${r.statusCode}\t${escapeCopyText(r.statusMessage)}\t${escapeCopyText(r.attributes)}\t` +
     `${escapeCopyText(r.events)}\t${escapeCopyText(r.links)}\t` +
     `${r.droppedAttributesCount}\t${r.droppedEventsCount}\t${r.droppedLinksCount}\t${r.samplingWeight}\t` +
-    `${resourceId}${tail}`
+    `${resourceId}\t${setId ?? '\\N'}${tail}`
   );
 }

@@ -9,20 +9,29 @@ export const OPERATION_REFRESH_INTERVAL_MS = 60_000;
 
 /**
  * Columns of a stored span as the reader maps them (rowToSpan in trace-reader.ts): the spans row
- * `s` and its resource `r`, joined by RESOURCE_JOIN. A span whose resource row is missing (not
- * expected: resources are never deleted) reads with an empty resource rather than not at all.
+ * `s`, its resource `r` and its attribute set `a`, joined by SPAN_JOINS. A span whose resource row
+ * is missing (not expected: resources are never deleted) reads with an empty resource rather than
+ * not at all; its attributes are its set's and its own (the two share no key).
  */
 export const SPAN_COLUMNS_FOR_READ = `
   s.trace_id, s.span_id, s.parent_span_id, s.trace_state, s.flags, s.name, s.kind, s.service_name,
   s.start_time_unix_nano, s.end_time_unix_nano, s.status_code, s.status_message,
-  s.attributes::text AS attributes, coalesce(r.attributes::text, '{}') AS resource_attributes,
+  coalesce(a.attributes || s.attributes, s.attributes)::text AS attributes,
+  coalesce(r.attributes::text, '{}') AS resource_attributes,
   coalesce(r.scope_name, '') AS scope_name, coalesce(r.scope_version, '') AS scope_version,
   coalesce(r.scope_attributes::text, '{}') AS scope_attributes,
   s.events::text AS events, s.links::text AS links,
   s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count`;
 
-/** The span's resource and scope (migrations/000005), for SPAN_COLUMNS_FOR_READ. */
+/** The span's resource and scope (migrations/000005). */
 export const RESOURCE_JOIN = 'LEFT JOIN resources r ON r.tenant = s.tenant AND r.resource_id = s.resource_id';
+
+/** The span's shared attributes (migrations/000006). */
+export const ATTRIBUTE_SET_JOIN =
+  'LEFT JOIN attribute_sets a ON a.tenant = s.tenant AND a.attribute_set_id = s.attribute_set_id';
+
+/** What SPAN_COLUMNS_FOR_READ reads besides the spans row `s`. */
+export const SPAN_JOINS = `${RESOURCE_JOIN}\n  ${ATTRIBUTE_SET_JOIN}`;
 
 /** Columns of a trace summary as the reader maps them (rowToSummary in trace-reader.ts). */
 export const SUMMARY_COLUMNS = `
@@ -43,7 +52,7 @@ SELECT t.first_start_unix_nano AS t_first_start_unix_nano, t.last_end_unix_nano 
   FROM traces t
   JOIN spans s
     ON s.tenant = t.tenant AND s.trace_id = t.trace_id AND s.start_time >= t.first_start AND s.start_time <= t.last_end
-  ${RESOURCE_JOIN}
+  ${SPAN_JOINS}
  WHERE t.tenant = $1 AND t.trace_id = $2
  ORDER BY s.start_time_unix_nano, s.span_id`;
 
@@ -54,7 +63,7 @@ SELECT t.first_start_unix_nano AS t_first_start_unix_nano, t.last_end_unix_nano 
 export const SELECT_TRACE_SPANS = `
 SELECT ${SPAN_COLUMNS_FOR_READ}
   FROM spans s
-  ${RESOURCE_JOIN}
+  ${SPAN_JOINS}
  WHERE s.tenant = $1 AND s.trace_id = $2 AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
  ORDER BY s.start_time_unix_nano, s.span_id`;
 
@@ -62,7 +71,7 @@ SELECT ${SPAN_COLUMNS_FOR_READ}
 export const SELECT_SPANS_OF_TRACES = `
 SELECT ${SPAN_COLUMNS_FOR_READ}
   FROM spans s
-  ${RESOURCE_JOIN}
+  ${SPAN_JOINS}
  WHERE s.tenant = $1 AND s.trace_id = ANY($2::bytea[])
    AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
  ORDER BY s.trace_id, s.start_time_unix_nano, s.span_id`;
@@ -113,10 +122,10 @@ SELECT p.service_name AS parent, c.service_name AS child, count(*)::bigint AS ca
  */
 export const SELECT_TAG_NAMES = `
 WITH sample AS MATERIALIZED (
-  SELECT x.attributes, x.tenant, x.resource_id
+  SELECT x.attributes, x.tenant, x.resource_id, x.attribute_set_id
     FROM unnest($2::text[]) AS svc(name)
     CROSS JOIN LATERAL (
-      SELECT s.attributes, s.tenant, s.resource_id
+      SELECT s.attributes, s.tenant, s.resource_id, s.attribute_set_id
         FROM spans s
        WHERE s.tenant = $1 AND s.service_name = svc.name
          AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
@@ -124,6 +133,10 @@ WITH sample AS MATERIALIZED (
        LIMIT $5) x
 )
 SELECT DISTINCT 'span' AS scope, jsonb_object_keys(attributes) AS key FROM sample
+UNION
+SELECT DISTINCT 'span' AS scope, jsonb_object_keys(a.attributes) AS key
+  FROM (SELECT DISTINCT tenant, attribute_set_id FROM sample WHERE attribute_set_id IS NOT NULL) x
+  JOIN attribute_sets a ON a.tenant = x.tenant AND a.attribute_set_id = x.attribute_set_id
 UNION
 SELECT DISTINCT 'resource' AS scope, jsonb_object_keys(r.attributes) AS key
   FROM (SELECT DISTINCT tenant, resource_id FROM sample) x

@@ -9,7 +9,7 @@ import type { SpanRow } from '../decode/types.js';
  * A stored span as read back: the writer's row without its queue bookkeeping (nor its sampling
  * weight, which the query APIs do not show). JSON columns are text.
  */
-export type StoredSpan = Omit<SpanRow, 'sizeBytes' | 'samplingWeight'>;
+export type StoredSpan = Omit<SpanRow, 'sizeBytes' | 'samplingWeight' | 'sharedAttributes'>;
 
 /** The per-trace summary maintained at ingest (the `traces` table). */
 export interface TraceSummary {

@@ -99,6 +99,10 @@ export interface AclOutcome {
   missingRole?: string;
 }
 
+/** The tables of attributes shared by many spans, which day restores merge from a backup's catalog. */
+export const CATALOG_TABLE_IDS = { resources: 'resource_id', attribute_sets: 'attribute_set_id' } as const;
+export type CatalogTable = keyof typeof CATALOG_TABLE_IDS;
+
 export class RestoreTarget {
   readonly #client: pg.Client;
   #closed: Promise<void> | undefined;
@@ -287,23 +291,24 @@ export class RestoreTarget {
   }
 
   /**
-   * Adds the backup's `resources` rows (COPY-text lines in `columns` order) that the target lacks,
-   * in one transaction; a resource id names the same resource everywhere, so existing rows stay.
-   * Returns how many were new.
+   * Adds the backup's rows of a catalog table (`resources` or `attribute_sets`: COPY-text lines in
+   * `columns` order) that the target lacks, in one transaction; an id names the same resource or
+   * attribute set everywhere, so existing rows stay. Returns how many were new.
    */
-  async mergeResources(columns: readonly string[], lines: readonly string[]): Promise<number> {
+  async mergeCatalogRows(table: CatalogTable, columns: readonly string[], lines: readonly string[]): Promise<number> {
     const client = this.#client;
+    const stage = `th_${table}_stage`;
     await client.query(
-      'CREATE TEMP TABLE IF NOT EXISTS th_resource_stage (LIKE resources INCLUDING DEFAULTS) ON COMMIT DELETE ROWS',
+      `CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
     );
     await client.query('BEGIN');
     try {
       const list = columns.map((c) => pg.escapeIdentifier(c)).join(', ');
-      const copy = `COPY pg_temp.th_resource_stage (${list}) FROM STDIN`;
+      const copy = `COPY pg_temp.${stage} (${list}) FROM STDIN`;
       await pipeline(Readable.from(lines.map((line) => `${line}\n`)), client.query(pgCopyStreams.from(copy)));
       const { rowCount } = await client.query(
-        `INSERT INTO resources (${list}) SELECT ${list} FROM pg_temp.th_resource_stage ` +
-          'ORDER BY tenant, resource_id ON CONFLICT DO NOTHING',
+        `INSERT INTO ${table} (${list}) SELECT ${list} FROM pg_temp.${stage} ` +
+          `ORDER BY tenant, ${CATALOG_TABLE_IDS[table]} ON CONFLICT DO NOTHING`,
       );
       await client.query('COMMIT');
       return rowCount ?? 0;

@@ -17,7 +17,7 @@ import type {
   TraceCondition,
   TraceSummary,
 } from './reader-types.js';
-import { RESOURCE_JOIN, SPAN_COLUMNS_FOR_READ, SUMMARY_COLUMNS } from './query-sql.js';
+import { ATTRIBUTE_SET_JOIN, RESOURCE_JOIN, SPAN_COLUMNS_FOR_READ, SPAN_JOINS, SUMMARY_COLUMNS } from './query-sql.js';
 
 export interface Statement {
   text: string;
@@ -27,10 +27,10 @@ export interface Statement {
 /** Collects parameter values; add() returns the placeholder of the value it was given. */
 export class Params {
   readonly values: unknown[] = [];
-  /** The tenant's placeholder, for conditions on the tenant's resources (set by each builder). */
+  /** The tenant's placeholder, for conditions on the tenant's catalogs (set by each builder). */
   tenant = '';
-  /** Resource ids already known to meet a condition (buildResourceMatches), by condition. */
-  resources: ResourceMatches | undefined;
+  /** Resource and attribute set ids already known to meet a condition (buildCatalogMatches). */
+  catalogs: CatalogMatches | undefined;
 
   add(value: unknown): string {
     this.values.push(value);
@@ -118,11 +118,24 @@ function textForms(text: string): string[] {
   return forms;
 }
 
-/** The resource ids of the tenant that meet each resource-reading condition of a query. */
-export type ResourceMatches = Map<SpanCondition, readonly bigint[]>;
+/**
+ * The ids of the tenant's resources and attribute sets that meet each condition reading them, by
+ * condition: found before a search, so the span statement gets the actual ids (or `false`).
+ */
+export interface CatalogMatches {
+  resources: Map<SpanCondition, readonly bigint[]>;
+  attributeSets: Map<SpanCondition, readonly bigint[]>;
+}
 
-/** More matching resources than this are left to a subquery rather than sent as a parameter. */
-const MAX_INLINE_RESOURCE_IDS = 1000;
+/** The two tables that hold attributes shared by many spans, and how a span points at each. */
+const CATALOGS = {
+  resources: { table: 'resources', id: 'resource_id', spanColumn: 's.resource_id' },
+  attributeSets: { table: 'attribute_sets', id: 'attribute_set_id', spanColumn: 's.attribute_set_id' },
+} as const;
+export type Catalog = keyof typeof CATALOGS;
+
+/** More matching ids than this are left to a subquery rather than sent as a parameter. */
+const MAX_INLINE_CATALOG_IDS = 1000;
 
 /** Whether a condition reads resource attributes (other than service.name, a spans column). */
 export function readsResources(condition: SpanCondition): boolean {
@@ -130,53 +143,91 @@ export function readsResources(condition: SpanCondition): boolean {
   return condition.target === 'attribute' && condition.scope !== 'span' && condition.key !== 'service.name';
 }
 
-/** The condition's test on one resource attribute map. */
-function resourceTest(condition: SpanCondition, column: string, params: Params): string {
+/** Whether a condition reads span attributes, which may sit in the span's attribute set (000006). */
+export function readsAttributeSets(condition: SpanCondition): boolean {
+  if (condition.target === 'tag') return true;
+  return condition.target === 'attribute' && condition.scope !== 'resource';
+}
+
+const READS: Record<Catalog, (condition: SpanCondition) => boolean> = {
+  resources: readsResources,
+  attributeSets: readsAttributeSets,
+};
+
+/** The condition's test on one attribute map (a resource's, a set's or a span's own). */
+function attributeMapTest(condition: SpanCondition, column: string, params: Params): string {
   if (condition.target === 'tag') {
     return `(${textForms(condition.value)
       .map((form) => containment(column, condition.key, form, params))
       .join(' OR ')})`;
   }
-  if (condition.target !== 'attribute') throw new Error(`${condition.target} conditions read no resource`);
+  if (condition.target !== 'attribute') throw new Error(`${condition.target} conditions read no attribute map`);
   return compareAttribute(column, condition.key, condition.op, condition.value, params);
 }
 
 /**
- * One statement listing, for each resource-reading condition (by its index in `conditions`), the
- * tenant's resources that meet it: a lookup in the small resources table, done before a search so
- * that the span statement gets the actual ids (or `false`) and the planner can plan for them.
+ * One statement listing, for each condition (by its index in `conditions`) and each catalog it
+ * reads, the tenant's resources or attribute sets that meet it: lookups in small tables, done
+ * before a search. Rows: { n, catalog, id }.
  */
-export function buildResourceMatches(tenant: string, conditions: readonly SpanCondition[]): Statement | undefined {
+export function buildCatalogMatches(tenant: string, conditions: readonly SpanCondition[]): Statement | undefined {
   const params = new Params();
   const $tenant = params.add(tenant);
   const arms = conditions.flatMap((condition, n) =>
-    readsResources(condition)
-      ? [
-          `SELECT ${n} AS n, r.resource_id FROM resources r ` +
-            `WHERE r.tenant = ${$tenant} AND ${resourceTest(condition, 'r.attributes', params)}`,
-        ]
-      : [],
+    (Object.keys(CATALOGS) as Catalog[])
+      .filter((catalog) => READS[catalog](condition))
+      .map((catalog) => {
+        const { table, id } = CATALOGS[catalog];
+        return (
+          `SELECT ${n} AS n, '${catalog}' AS catalog, c.${id} AS id FROM ${table} c ` +
+          `WHERE c.tenant = ${$tenant} AND ${attributeMapTest(condition, 'c.attributes', params)}`
+        );
+      }),
   );
   if (arms.length === 0) return undefined;
   return { text: arms.join('\nUNION ALL\n'), values: params.values };
 }
 
-/**
- * A condition on the span's resource (migrations/000005) as a test of spans.resource_id: against
- * the ids found by buildResourceMatches when the caller has them (`false` when none match), else
- * against an uncorrelated subquery on the resources table.
- */
-function onResources(condition: SpanCondition, params: Params): string {
-  const ids = params.resources?.get(condition);
-  if (ids !== undefined && ids.length === 0) return 'false';
-  if (ids !== undefined && ids.length <= MAX_INLINE_RESOURCE_IDS) {
-    return `s.resource_id = ANY(${params.add(ids.map(String))}::bigint[])`;
+/** The CatalogMatches of `conditions` from the rows of their buildCatalogMatches statement. */
+export function catalogMatchesFrom(
+  conditions: readonly SpanCondition[],
+  rows: ReadonlyArray<Record<string, unknown>>,
+): CatalogMatches {
+  const matches: CatalogMatches = { resources: new Map(), attributeSets: new Map() };
+  for (const condition of conditions) {
+    for (const catalog of Object.keys(CATALOGS) as Catalog[]) {
+      if (READS[catalog](condition)) matches[catalog].set(condition, []);
+    }
   }
-  if (params.tenant === '') throw new Error('a resource condition needs the tenant placeholder');
+  for (const row of rows) {
+    const ids = matches[row.catalog as Catalog].get(conditions[row.n as number]) as bigint[];
+    ids.push(BigInt(row.id as string));
+  }
+  return matches;
+}
+
+/**
+ * A condition on the span's resource or attribute set as a test of the span's id column: against
+ * the ids found by buildCatalogMatches when the caller has them (`false` when none match), else
+ * against an uncorrelated subquery on the catalog table.
+ */
+function onCatalog(catalog: Catalog, condition: SpanCondition, params: Params): string {
+  const { table, id, spanColumn } = CATALOGS[catalog];
+  const ids = params.catalogs?.[catalog].get(condition);
+  if (ids !== undefined && ids.length === 0) return 'false';
+  if (ids !== undefined && ids.length <= MAX_INLINE_CATALOG_IDS) {
+    return `${spanColumn} = ANY(${params.add(ids.map(String))}::bigint[])`;
+  }
+  if (params.tenant === '') throw new Error('a catalog condition needs the tenant placeholder');
   return (
-    `s.resource_id = ANY(ARRAY(SELECT r.resource_id FROM resources r ` +
-    `WHERE r.tenant = ${params.tenant} AND ${resourceTest(condition, 'r.attributes', params)}))`
+    `${spanColumn} = ANY(ARRAY(SELECT c.${id} FROM ${table} c ` +
+    `WHERE c.tenant = ${params.tenant} AND ${attributeMapTest(condition, 'c.attributes', params)}))`
   );
+}
+
+/** A condition on span attributes: the span's own, or its attribute set's. */
+function onSpanAttributes(condition: SpanCondition, params: Params): string {
+  return `(${attributeMapTest(condition, 's.attributes', params)} OR ${onCatalog('attributeSets', condition, params)})`;
 }
 
 /** One span condition as a boolean SQL expression over the spans row `s`. */
@@ -201,20 +252,20 @@ export function spanConditionSql(condition: SpanCondition, params: Params): stri
       break;
     case 'attribute': {
       const { scope, key, op, value } = condition;
-      const onSpan = () => compareAttribute('s.attributes', key, op, value, params);
+      const onSpan = () => onSpanAttributes(condition, params);
       // service.name is a resource attribute that also has its own (indexed) column.
       const onResource = () =>
         key === 'service.name'
           ? typeof value === 'string'
             ? compareColumn('s.service_name', op, value, params)
             : 'false'
-          : onResources(condition, params);
+          : onCatalog('resources', condition, params);
       if (scope === 'span') return onSpan();
       if (scope === 'resource') return onResource();
       return `(${onSpan()} OR ${onResource()})`;
     }
     case 'tag': {
-      return `(${resourceTest(condition, 's.attributes', params)} OR ${onResources(condition, params)})`;
+      return `(${onSpanAttributes(condition, params)} OR ${onCatalog('resources', condition, params)})`;
     }
   }
 }
@@ -248,10 +299,10 @@ export function buildSearchPage(
   fromMicros: bigint,
   toMicros: bigint,
   pageSize: number,
-  resources?: ResourceMatches,
+  catalogs?: CatalogMatches,
 ): Statement {
   const params = new Params();
-  params.resources = resources;
+  params.catalogs = catalogs;
   const $tenant = params.add(tenant);
   params.tenant = $tenant;
   const $services = params.add(services);
@@ -299,10 +350,10 @@ export function buildMatchingSpans(
   query: SearchQuery,
   traces: readonly TraceSummary[],
   perTrace: number,
-  resources?: ResourceMatches,
+  catalogs?: CatalogMatches,
 ): Statement {
   const params = new Params();
-  params.resources = resources;
+  params.catalogs = catalogs;
   const $ids = params.add(traces.map((t) => t.traceId));
   const $firsts = params.add(traces.map((t) => nanosToTimestamptz(t.firstStartUnixNano)));
   const $lasts = params.add(traces.map((t) => nanosToTimestamptz(t.lastEndUnixNano)));
@@ -324,7 +375,7 @@ SELECT x.*
                AND p.start_time >= greatest(tr.first_start, ${$from}::timestamptz)
                AND p.start_time <= least(tr.last_end, ${$to}::timestamptz)
             OFFSET 0) s
-      ${RESOURCE_JOIN}${where}
+      ${SPAN_JOINS}${where}
   ) x
  WHERE x.rn <= ${params.add(perTrace)}
  ORDER BY x.trace_id, x.rn`;
@@ -338,20 +389,25 @@ export function buildTagValues(
   options: { services: readonly string[]; fromMicros: bigint; toMicros: bigint; conditions: readonly SpanCondition[] },
   samplePerService: number,
   maxValues: number,
-  resources?: ResourceMatches,
+  catalogs?: CatalogMatches,
 ): Statement {
   const params = new Params();
-  params.resources = resources;
+  params.catalogs = catalogs;
   const $tenant = params.add(tenant);
   params.tenant = $tenant;
   const $services = params.add(options.services);
   const k = params.add(attribute.key);
+  const onSpan = `coalesce(s.attributes -> ${k}, a.attributes -> ${k})`;
   const value =
     attribute.scope === 'span'
-      ? `s.attributes -> ${k}`
+      ? onSpan
       : attribute.scope === 'resource'
         ? `r.attributes -> ${k}`
-        : `coalesce(s.attributes -> ${k}, r.attributes -> ${k})`;
+        : `coalesce(s.attributes -> ${k}, a.attributes -> ${k}, r.attributes -> ${k})`;
+  const joins = [
+    attribute.scope === 'resource' ? '' : ATTRIBUTE_SET_JOIN,
+    attribute.scope === 'span' ? '' : RESOURCE_JOIN,
+  ];
   const where =
     `s.tenant = ${$tenant} AND s.service_name = svc.name` +
     `\n         AND s.start_time >= ${params.add(microsToTimestamptz(options.fromMicros))}::timestamptz` +
@@ -364,7 +420,7 @@ SELECT DISTINCT x.v::text AS value
   CROSS JOIN LATERAL (
     SELECT ${value} AS v
       FROM spans s
-      ${attribute.scope === 'span' ? '' : RESOURCE_JOIN}
+      ${joins.filter((j) => j !== '').join('\n      ')}
      WHERE ${where}
      ORDER BY s.start_time DESC
      LIMIT ${params.add(samplePerService)}) x

@@ -1,7 +1,7 @@
 /**
  * The span writer, one transaction per write() (DESIGN decision 3), two ways:
- * - copy: COPY straight into spans, then one statement upserting the resources, trace summaries,
- *   operations and RED minutes computed in Node (write-summaries.ts), then COMMIT. The primary key
+ * - copy: COPY straight into spans, then one statement upserting the resources, attribute sets,
+ *   trace summaries, operations and RED minutes computed in Node (write-summaries.ts), then COMMIT. The primary key
  *   refuses a span that is already stored (23505), which aborts the whole transaction;
  * - staged: only then, COPY → per-connection TEMP staging table → one INSERT … ON CONFLICT DO
  *   NOTHING that also upserts the summaries of the rows it inserted, then COMMIT.
@@ -13,7 +13,8 @@
  * - which pooled connections already have their staging table (created once per connection);
  * - which UTC days are known to have a partition, so the common case costs no catalog lookups.
  *   The cache can go stale (maintenance dropped a partition); a write that then hits "no partition"
- *   (SQLSTATE 23514) forgets its days, creates them and retries once.
+ *   (SQLSTATE 23514) forgets its days, creates them and retries once;
+ * - which attribute sets are known to be stored (CommittedSets), so a write sends only new ones.
  *
  * Round trips per write: copy: BEGIN, COPY, summaries, COMMIT; staged: BEGIN, COPY, then INSERT and
  * COMMIT sent in one message.
@@ -23,6 +24,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import pgCopyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
+import { CommittedSets } from './attribute-set-id.js';
 import { encodeCopyBinary } from './copy-binary.js';
 import { encodeCopyRows, type EncodedRows } from './copy-text.js';
 import { MS_PER_DAY } from './partitions.js';
@@ -48,6 +50,7 @@ export class PgSpanWriter implements SpanWriter {
   readonly #log: Logger;
   readonly #staged = new WeakSet<pg.PoolClient>();
   readonly #knownDays = new Set<number>();
+  readonly #committedSets = new CommittedSets();
 
   constructor(pool: pg.Pool, partitions: PartitionManager, log: Logger) {
     this.#pool = pool;
@@ -83,14 +86,16 @@ export class PgSpanWriter implements SpanWriter {
   async #insert(batches: readonly SpanBatch[], encoded: EncodedRows): Promise<WriteOutcome> {
     try {
       await this.#copyDirect(encoded, batches);
+      this.#committedSets.addAll(batches);
       return { inserted: encoded.rowCount, duplicates: 0, path: 'copy' };
     } catch (err) {
       if (!isKeyCollision(err)) throw err;
     }
-    const staged = encodeCopyRows(batches);
+    const staged = encodeCopyRows(batches, { committedSets: this.#committedSets });
     for (let attempt = 1; ; attempt++) {
       try {
         const inserted = await this.#insertStaged(staged);
+        this.#committedSets.addAll(batches);
         return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
       } catch (err) {
         if (!isDeadlock(err) || attempt >= STAGED_ATTEMPTS) throw err;
@@ -110,7 +115,7 @@ export class PgSpanWriter implements SpanWriter {
   }
 
   async #copyDirect(encoded: EncodedRows, batches: readonly SpanBatch[]): Promise<void> {
-    const summaries = summarizeWrite(batches);
+    const summaries = summarizeWrite(batches, this.#committedSets);
     await withClient(this.#pool, async (client) => {
       await client.query('BEGIN');
       try {
@@ -120,6 +125,7 @@ export class PgSpanWriter implements SpanWriter {
           summaries.traces,
           summaries.operations,
           summaries.redMinutes,
+          summaries.attributeSets,
         ]);
         await client.query('COMMIT');
       } catch (err) {

@@ -74,6 +74,7 @@ export const SPAN_COLUMNS = [
   'dropped_links_count',
   'sampling_weight',
   'resource_id',
+  'attribute_set_id',
 ] as const;
 
 const COLUMN_LIST = SPAN_COLUMNS.join(', ');
@@ -90,8 +91,14 @@ export const STAGE_RESOURCE_COLUMNS = [
   'scope_attributes',
 ] as const;
 
+/**
+ * The staging table's last extra column: a span's shared attributes (migrations/000006), filled on
+ * the first row of each (tenant, attribute_set_id) in a write, NULL (\N) elsewhere.
+ */
+export const STAGE_ATTRIBUTE_SET_COLUMN = 'attribute_set';
+
 /** Column order of the writer's COPY text rows (copy-text.ts); must match it exactly. */
-export const STAGE_COLUMNS = [...SPAN_COLUMNS, ...STAGE_RESOURCE_COLUMNS] as const;
+export const STAGE_COLUMNS = [...SPAN_COLUMNS, ...STAGE_RESOURCE_COLUMNS, STAGE_ATTRIBUTE_SET_COLUMN] as const;
 
 /** A staged row's resource_id: the writer's, else computed from its resource columns in SQL. */
 const STAGED_RESOURCE_ID =
@@ -107,7 +114,7 @@ const STAGED_SPAN_VALUES = SPAN_COLUMNS.map((c) => (c === 'resource_id' ? STAGED
  */
 export const CREATE_STAGE =
   'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans INCLUDING DEFAULTS, resource_attributes jsonb, ' +
-  'scope_name text, scope_version text, scope_attributes jsonb) ON COMMIT DELETE ROWS;\n' +
+  'scope_name text, scope_version text, scope_attributes jsonb, attribute_set jsonb) ON COMMIT DELETE ROWS;\n' +
   'ALTER TABLE pg_temp.th_stage ALTER COLUMN resource_id DROP NOT NULL';
 
 export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${STAGE_COLUMNS.join(', ')}) FROM STDIN`;
@@ -278,6 +285,13 @@ WITH res AS (
            WHERE resource_attributes IS NOT NULL) r
    ORDER BY tenant, id
   ON CONFLICT DO NOTHING
+), sets AS (
+  INSERT INTO attribute_sets (tenant, attribute_set_id, attributes)
+  SELECT DISTINCT ON (tenant, attribute_set_id) tenant, attribute_set_id, attribute_set
+    FROM pg_temp.th_stage
+   WHERE attribute_set IS NOT NULL AND attribute_set_id IS NOT NULL
+   ORDER BY tenant, attribute_set_id
+  ON CONFLICT DO NOTHING
 ), ins AS (
   INSERT INTO spans (${COLUMN_LIST})
   SELECT ${STAGED_SPAN_VALUES} FROM pg_temp.th_stage
@@ -300,9 +314,10 @@ export const BEGIN_WRITE = "BEGIN; SET LOCAL work_mem = '64MB'";
 export const INSERT_FROM_STAGE_AND_COMMIT = `${INSERT_FROM_STAGE};\nCOMMIT`;
 
 /**
- * The summaries of a direct COPY into spans, computed by write-summaries.ts and sent as four JSON
- * parameters: $1 resources, $2 traces, $3 operations, $4 RED minutes. Each upsert sorts its rows
- * into the same key order as INSERT_FROM_STAGE does, so the two kinds of write cannot deadlock.
+ * The summaries of a direct COPY into spans, computed by write-summaries.ts and sent as five JSON
+ * parameters: $1 resources, $2 traces, $3 operations, $4 RED minutes, $5 attribute sets. Each
+ * upsert sorts its rows into the same key order as INSERT_FROM_STAGE does, so the two kinds of
+ * write cannot deadlock.
  */
 export const UPSERT_SUMMARIES = `
 WITH res AS (
@@ -310,6 +325,11 @@ WITH res AS (
   SELECT tenant, id, attributes, scope_name, scope_version, scope_attributes
     FROM json_to_recordset($1::json) AS r(tenant text, id bigint, attributes jsonb, scope_name text,
                                           scope_version text, scope_attributes jsonb)
+   ORDER BY tenant, id
+  ON CONFLICT DO NOTHING
+), sets AS (
+  INSERT INTO attribute_sets (tenant, attribute_set_id, attributes)
+  SELECT tenant, id, attributes FROM json_to_recordset($5::json) AS a(tenant text, id bigint, attributes jsonb)
    ORDER BY tenant, id
   ON CONFLICT DO NOTHING
 ), summaries AS (${upsertTraces(`
@@ -362,11 +382,12 @@ const SPAN_COLUMN_ARRAY_TYPES = [
   'integer[]',
   'float8[]',
   'bigint[]',
+  'bigint[]',
 ] as const;
 
 /**
  * The single-statement alternative measured by loadtests/bench-write.ts: one parameter per column
- * (an array), unnest()ed, with the same dedupe and summary upsert (resources rows not included). Kept here so the benchmark
+ * (an array), unnest()ed, with the same dedupe and summary upsert (resources and attribute sets not included). Kept here so the benchmark
  * measures exactly the SQL we would ship.
  */
 export const INSERT_UNNEST = `

@@ -30,11 +30,11 @@ import {
 } from './query-sql.js';
 import {
   buildMatchingSpans,
-  buildResourceMatches,
+  buildCatalogMatches,
   buildSearchPage,
   buildTagValues,
-  readsResources,
-  type ResourceMatches,
+  catalogMatchesFrom,
+  type CatalogMatches,
   buildTraceSummaries,
   nanosToTimestamptz,
   type Statement,
@@ -207,7 +207,7 @@ export class PgTraceReader implements TraceReader {
     if (query.limit <= 0 || query.window.endUnixNano < query.window.startUnixNano) return [];
     const services = await this.#candidateServices(tenant, query.spanConditions, query.window);
     if (services.length === 0) return [];
-    const resources = await this.#resourceMatches(tenant, query.spanConditions);
+    const catalogs = await this.#catalogMatches(tenant, query.spanConditions);
     const fromMicros = query.window.startUnixNano / 1000n;
     let toMicros = query.window.endUnixNano / 1000n + 1n;
     const pageSize = searchPageSize(query.limit);
@@ -215,7 +215,7 @@ export class PgTraceReader implements TraceReader {
     const seen = new Set<string>();
     for (;;) {
       const rows = await this.#query(
-        buildSearchPage(tenant, query, services, fromMicros, toMicros, pageSize, resources),
+        buildSearchPage(tenant, query, services, fromMicros, toMicros, pageSize, catalogs),
       );
       // Traces in the order of their latest matching span: the first time the page shows them.
       const fresh = new Map<string, { traceId: Buffer; lastMatchUnixNano: bigint }>();
@@ -260,8 +260,8 @@ export class PgTraceReader implements TraceReader {
   ): Promise<Map<string, { spans: StoredSpan[]; matched: number }>> {
     const byTrace = new Map<string, { spans: StoredSpan[]; matched: number }>();
     if (traces.length === 0) return byTrace;
-    const resources = await this.#resourceMatches(tenant, query.spanConditions);
-    const statement = buildMatchingSpans(tenant, query, traces, perTrace, resources);
+    const catalogs = await this.#catalogMatches(tenant, query.spanConditions);
+    const statement = buildMatchingSpans(tenant, query, traces, perTrace, catalogs);
     for (const row of await this.#query(statement)) {
       const key = (row.trace_id as Buffer).toString('hex');
       let entry = byTrace.get(key);
@@ -359,21 +359,16 @@ export class PgTraceReader implements TraceReader {
       },
       options.samplePerService,
       options.maxValues,
-      await this.#resourceMatches(tenant, options.conditions),
+      await this.#catalogMatches(tenant, options.conditions),
     );
     return (await this.#query(statement)).map((row) => row.value as string);
   }
 
-  /** The tenant's resources meeting each resource-reading condition (one small lookup, or none). */
-  async #resourceMatches(tenant: string, conditions: readonly SpanCondition[]): Promise<ResourceMatches | undefined> {
-    const statement = buildResourceMatches(tenant, conditions);
+  /** The tenant's resources and attribute sets meeting each condition reading them (one lookup, or none). */
+  async #catalogMatches(tenant: string, conditions: readonly SpanCondition[]): Promise<CatalogMatches | undefined> {
+    const statement = buildCatalogMatches(tenant, conditions);
     if (statement === undefined) return undefined;
-    const matches: ResourceMatches = new Map();
-    for (const condition of conditions) if (readsResources(condition)) matches.set(condition, []);
-    for (const row of await this.#query(statement)) {
-      (matches.get(conditions[row.n as number]) as bigint[]).push(BigInt(row.resource_id as string));
-    }
-    return matches;
+    return catalogMatchesFrom(conditions, await this.#query(statement));
   }
 
   /** Services that have an operation matching the conditions' equalities, seen in the window. */

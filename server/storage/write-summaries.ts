@@ -1,5 +1,5 @@
 /**
- * The rows a write adds to `resources`, `traces`, `operations` and `red_minute`, computed in Node
+ * The rows a write adds to `resources`, `attribute_sets`, `traces`, `operations` and `red_minute`, computed in Node
  * from the spans themselves, for the direct-COPY write (span-writer.ts). That write only commits
  * when every one of its spans is new (a duplicate aborts it), so aggregating all of them here is
  * exactly what INSERT_FROM_STAGE computes in SQL over the rows it inserted.
@@ -9,16 +9,18 @@
  * the way. The SQL side sorts the rows into the same lock order as the staging write.
  */
 import { TimestampFormatter } from './copy-text.js';
+import { attributeSetIdOf, type CommittedSets } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import { RED_BUCKET_BOUNDS_NS } from './sql.js';
 import type { SpanBatch } from './types.js';
 
-/** The four JSON texts, parameters $1..$4 of UPSERT_SUMMARIES. */
+/** The five JSON texts, parameters $1..$5 of UPSERT_SUMMARIES. */
 export interface WriteSummaries {
   resources: string;
   traces: string;
   operations: string;
   redMinutes: string;
+  attributeSets: string;
 }
 
 interface TraceSummary {
@@ -73,16 +75,19 @@ interface OperationEntry {
  */
 class Summarizer {
   readonly resources = new Map<string, string>();
+  readonly attributeSets = new Map<string, string>();
   readonly traces = new Map<string, TraceSummary>();
   readonly operations: OperationEntry[] = [];
   readonly #operationIndex = new Map<string, Map<string, Map<string, OperationEntry[]>>>();
   readonly #resourceIds = new ResourceIdResolver();
+  readonly #committedSets: CommittedSets | undefined;
   #lastResource = '';
   #lastTraceId: Buffer | undefined;
   #lastTrace: TraceSummary | undefined;
 
   add(tenant: string, row: Row): void {
     this.#addResource(tenant, row);
+    this.#addAttributeSet(tenant, row);
     this.#trace(tenant, row);
     const operation = this.#operation(tenant, row);
     const start = row.startTimeUnixNano;
@@ -121,6 +126,21 @@ class Summarizer {
       `{"tenant":${JSON.stringify(tenant)},"id":"${id}",` +
         `"attributes":${row.resourceAttributes},"scope_name":${JSON.stringify(row.scopeName)},` +
         `"scope_version":${JSON.stringify(row.scopeVersion)},"scope_attributes":${row.scopeAttributes}}`,
+    );
+  }
+
+  constructor(committedSets: CommittedSets | undefined) {
+    this.#committedSets = committedSets;
+  }
+
+  #addAttributeSet(tenant: string, row: Row): void {
+    const id = attributeSetIdOf(row.sharedAttributes);
+    if (id === null || this.#committedSets?.has(tenant, id)) return;
+    const key = `${tenant}\u0000${id}`;
+    if (this.attributeSets.has(key)) return;
+    this.attributeSets.set(
+      key,
+      `{"tenant":${JSON.stringify(tenant)},"id":"${id}","attributes":${row.sharedAttributes}}`,
     );
   }
 
@@ -175,8 +195,9 @@ class Summarizer {
   }
 }
 
-export function summarizeWrite(batches: readonly SpanBatch[]): WriteSummaries {
-  const summarizer = new Summarizer();
+/** The summaries of a write; attribute sets in `committedSets` are left out (already stored). */
+export function summarizeWrite(batches: readonly SpanBatch[], committedSets?: CommittedSets): WriteSummaries {
+  const summarizer = new Summarizer(committedSets);
   for (const { tenant, rows } of batches) {
     for (const row of rows) summarizer.add(tenant, row);
   }
@@ -186,6 +207,7 @@ export function summarizeWrite(batches: readonly SpanBatch[]): WriteSummaries {
   }
   return {
     resources: `[${[...summarizer.resources.values()].join(',')}]`,
+    attributeSets: `[${[...summarizer.attributeSets.values()].join(',')}]`,
     traces: tracesJson(summarizer.traces.values()),
     operations: operationsJson(summarizer.operations.map((o) => o.summary)),
     redMinutes: redJson(minutes),

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { StorageConfig } from '../../config.js';
 import type { PartitionMeasure, SnapshotPartition } from '../../storage/backup-queries.js';
 import { createStorage } from '../../storage/index.js';
-import type { RestoreTarget } from '../../storage/restore-queries.js';
+import type { CatalogTable, RestoreTarget } from '../../storage/restore-queries.js';
 import type { Manifest, ManifestPartition } from './manifest.js';
 import { streamArchiveSql, type PgTool } from './pg-tools.js';
 import { formatCount, formatTable, OpsError, refusal, type Reporter } from './reporter.js';
@@ -136,8 +136,10 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
   const storage = await createStorage({ ...ctx.storage, connectionString: ctx.databaseUrl }, ctx.log);
   const problems: string[] = [];
   try {
-    const resources = await mergeBackupResources(ctx);
+    const resources = await mergeBackupCatalog(ctx, 'resources');
     if (resources > 0) reporter.print(`added ${formatCount(resources)} resource(s) from the backup's catalog`);
+    const sets = await mergeBackupCatalog(ctx, 'attribute_sets');
+    if (sets > 0) reporter.print(`added ${formatCount(sets)} attribute set(s) from the backup's catalog`);
     for (const plan of plans) {
       if (plan.action === 'skip') continue;
       problems.push(
@@ -154,15 +156,17 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
 }
 
 /**
- * The restored days' spans point at resources by id (migrations/000005): the backup's `resources`
- * rows the target lacks come first, from the catalog dump. A backup made before 000005 has no such
- * table; its span rows carry their resources themselves and the staging INSERT stores them.
+ * The restored days' spans point at resources (migrations/000005) and attribute sets (000006) by
+ * id: the backup's rows of those tables that the target lacks come first, from the catalog dump.
+ * A backup made before 000005 has no `resources`; its span rows carry their resources themselves
+ * and the staging INSERT stores them. One made before 000006 has no `attribute_sets`; its span
+ * rows hold all their attributes.
  */
-async function mergeBackupResources(ctx: DayRestoreContext): Promise<number> {
+async function mergeBackupCatalog(ctx: DayRestoreContext, table: CatalogTable): Promise<number> {
   let columns: string[] | undefined;
   let done = false;
   const lines: string[] = [];
-  const args = ['--data-only', '--table=resources', path.join(ctx.from, ctx.manifest.catalog.file)];
+  const args = ['--data-only', `--table=${table}`, path.join(ctx.from, ctx.manifest.catalog.file)];
   await streamArchiveSql(ctx.pgRestore, args, (line) => {
     if (done) return;
     if (!columns) {
@@ -174,7 +178,7 @@ async function mergeBackupResources(ctx: DayRestoreContext): Promise<number> {
     else lines.push(line);
   });
   if (!columns || lines.length === 0) return 0;
-  return ctx.target.mergeResources(columns, lines);
+  return ctx.target.mergeCatalogRows(table, columns, lines);
 }
 
 async function restoreOneDay(

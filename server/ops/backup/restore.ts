@@ -58,6 +58,7 @@ const TRACEHOUSE_OBJECTS = new Set([
   'traces',
   'operations',
   'resources',
+  'attribute_sets',
   'tenant_readers',
   'schema_migrations',
   'tracehouse_create_tenant_reader',

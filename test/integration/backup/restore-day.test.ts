@@ -67,11 +67,15 @@ beforeAll(async () => {
     tenant: 'acme',
     serviceName: 'acme-billing',
   });
-  // A trace across midnight: two spans on D3, three on D2.
+  // A trace across midnight: two spans on D3, three on D2; its shared attributes in attribute_sets.
   await server.storage.writer.write([
     {
       tenant: 'default',
-      rows: makeTrace(5, { startTimeUnixNano: BigInt(D2 - 2) * 1_000_000n, serviceName: 'midnight' }),
+      rows: makeTrace(5, {
+        startTimeUnixNano: BigInt(D2 - 2) * 1_000_000n,
+        serviceName: 'midnight',
+        sharedAttributes: '{"http.route":"/midnight"}',
+      }),
     },
   ]);
   await writeSpansAt(server.storage, D2 + 3_600_000, { traces: 30, perTrace: 8 });
@@ -188,7 +192,7 @@ describe('restore of one day into a live database', () => {
     expect(stored.summaryMismatches).toEqual([]);
   });
 
-  it("brings a day's resources along into another database that never saw them", async () => {
+  it("brings a day's resources and attribute sets along into another database that never saw them", async () => {
     const other = newDatabaseName();
     await createDatabase(other);
     try {
@@ -209,6 +213,15 @@ describe('restore of one day into a live database', () => {
       );
       const day = String(40 * 8 + 10 * 4 + 2);
       expect(rows).toEqual([{ spans: day, resolved: day, hosts: ['node-1'] }]);
+      expect(io.out()).toMatch(/added \d+ attribute set\(s\) from the backup's catalog/);
+      const midnight = await queryOnce<{ attributes: Record<string, unknown> }>(
+        databaseUrl(other),
+        "SELECT attributes FROM span_view WHERE service_name = 'midnight'",
+      );
+      expect(midnight.map((row) => row.attributes)).toEqual([
+        { 'http.route': '/midnight', 'http.method': 'GET', 'http.status_code': 200 },
+        { 'http.route': '/midnight', 'http.method': 'GET', 'http.status_code': 200 },
+      ]);
     } finally {
       await dropDatabase(other);
     }

@@ -58,7 +58,7 @@ const IMPLEMENTATIONS: Array<[string, () => Promise<Cache>]> = [
 /** A trace as the reader returns it (no queue bookkeeping), sorted by start time. */
 function storedTrace(count = 3): { id: Buffer; spans: StoredSpan[] } {
   const rows = makeTrace(count);
-  const spans = rows.map(({ sizeBytes: _s, samplingWeight: _w, ...span }) => span);
+  const spans = rows.map(({ sizeBytes: _s, samplingWeight: _w, sharedAttributes: _a, ...span }) => span);
   return { id: rows[0].traceId, spans };
 }
 

@@ -100,9 +100,12 @@ describe.each(cases)('real $name exporter', ({ name, make }) => {
       `SELECT encode(span_id, 'hex') AS span_id, encode(parent_span_id, 'hex') AS parent_span_id, trace_state, flags,
               name, kind, service_name, start_time_unix_nano::text AS start_ns, end_time_unix_nano::text AS end_ns,
               duration_ns::text AS duration_ns, (extract(epoch from start_time) * 1000000)::bigint::text AS start_us,
-              status_code, status_message, s.attributes, r.attributes AS resource_attributes, r.scope_name,
-              r.scope_version, events, links, dropped_attributes_count, dropped_events_count, dropped_links_count
-         FROM spans s JOIN resources r USING (tenant, resource_id) WHERE tenant = 'default' AND trace_id = $1`,
+              status_code, status_message, coalesce(a.attributes || s.attributes, s.attributes) AS attributes,
+              r.attributes AS resource_attributes, r.scope_name, r.scope_version, events, links,
+              dropped_attributes_count, dropped_events_count, dropped_links_count
+         FROM spans s JOIN resources r USING (tenant, resource_id)
+         LEFT JOIN attribute_sets a USING (tenant, attribute_set_id)
+        WHERE tenant = 'default' AND trace_id = $1`,
       [traceId],
     );
     expect(rows).toHaveLength(sent.length);

@@ -231,8 +231,8 @@ describe('per-span rejects and sanitizing', () => {
     const sanitizedBefore = await counterValue(server.metrics, 'tracehouse_values_sanitized_total');
     const response = await post(jsonBody([dirty, clean]), jsonHeaders);
     expect(response.statusCode).toBe(200);
-    const { rows } = await db.query('SELECT name, attributes FROM spans WHERE trace_id = $1', [
-      Buffer.from(dirty.traceId as string, 'hex'),
+    const { rows } = await db.query('SELECT span_name AS name, attributes FROM span_view WHERE trace_id = $1', [
+      dirty.traceId,
     ]);
     expect(rows[0].name).toBe('nul\ufffdname');
     expect(rows[0].attributes).toEqual({ 'k\ufffd': 'lone \ufffd surrogate' });
@@ -248,8 +248,9 @@ describe('per-span rejects and sanitizing', () => {
     const response = await post(jsonBody([span]), jsonHeaders);
     expect(response.statusCode).toBe(200);
     const { rows } = await db.query(
-      `SELECT (SELECT count(*) FROM jsonb_object_keys(attributes))::int AS kept, dropped_attributes_count
-         FROM spans WHERE trace_id = $1`,
+      `SELECT (SELECT count(*) FROM jsonb_object_keys(coalesce(a.attributes || s.attributes, s.attributes)))::int AS kept,
+              s.dropped_attributes_count
+         FROM spans s LEFT JOIN attribute_sets a USING (tenant, attribute_set_id) WHERE s.trace_id = $1`,
       [Buffer.from(span.traceId as string, 'hex')],
     );
     expect(rows[0]).toEqual({ kept: 128, dropped_attributes_count: 100_000 - 128 });

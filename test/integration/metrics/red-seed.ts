@@ -48,6 +48,7 @@ function makeRow(fields: Partial<SpanRow> & Pick<SpanRow, 'traceId' | 'name' | '
     statusCode: 0,
     statusMessage: '',
     attributes: '{}',
+    sharedAttributes: '{}',
     resourceAttributes: `{"service.name":${JSON.stringify(fields.serviceName)}}`,
     scopeName: 'seed',
     scopeVersion: '1',

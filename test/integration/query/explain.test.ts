@@ -16,13 +16,13 @@ import {
 import type { SearchQuery, SpanCondition } from '../../../server/storage/reader-types.js';
 import {
   buildMatchingSpans,
-  buildResourceMatches,
+  buildCatalogMatches,
   buildSearchPage,
   buildTraceSummaries,
   buildTagValues,
   nanosToTimestamptz,
-  readsResources,
-  type ResourceMatches,
+  catalogMatchesFrom,
+  type CatalogMatches,
   type Statement,
 } from '../../../server/storage/search-sql.js';
 import { searchPageSize } from '../../../server/storage/trace-reader.js';
@@ -125,22 +125,18 @@ function query(conditions: SpanCondition[]): SearchQuery {
   return { window: lastHour, spanConditions: conditions, traceConditions: [], limit: 20 };
 }
 
-/** The tenant's resources meeting each resource-reading condition, as the reader looks them up first. */
-async function resourceMatches(conditions: SpanCondition[]): Promise<ResourceMatches | undefined> {
-  const statement = buildResourceMatches(TENANT, conditions);
+/** The tenant's resources and attribute sets meeting each condition, as the reader looks them up first. */
+async function catalogMatches(conditions: SpanCondition[]): Promise<CatalogMatches | undefined> {
+  const statement = buildCatalogMatches(TENANT, conditions);
   if (statement === undefined) return undefined;
-  const matches: ResourceMatches = new Map(conditions.filter(readsResources).map((c) => [c, []]));
-  for (const row of (await pool.query(statement)).rows) {
-    (matches.get(conditions[row.n as number]) as bigint[]).push(BigInt(row.resource_id as string));
-  }
-  return matches;
+  return catalogMatchesFrom(conditions, (await pool.query(statement)).rows);
 }
 
 async function page(q: SearchQuery, services: string[]): Promise<Statement> {
   const from = q.window.startUnixNano / 1000n;
   const to = q.window.endUnixNano / 1000n + 1n;
-  const resources = await resourceMatches(q.spanConditions);
-  return buildSearchPage(TENANT, q, services, from, to, searchPageSize(q.limit), resources);
+  const catalogs = await catalogMatches(q.spanConditions);
+  return buildSearchPage(TENANT, q, services, from, to, searchPageSize(q.limit), catalogs);
 }
 
 const allServices = Array.from({ length: SERVICES }, (_, i) => `svc-${i}`);

@@ -38,6 +38,7 @@ export function makeRow(overrides: Partial<SpanRow> = {}): SpanRow {
     statusCode: 0,
     statusMessage: '',
     attributes: '{"http.method":"GET","http.status_code":200}',
+    sharedAttributes: '{}',
     resourceAttributes: '{"service.name":"checkout","host.name":"node-1"}',
     scopeName: '@opentelemetry/instrumentation-http',
     scopeVersion: '0.52.0',

@@ -78,7 +78,8 @@ describe('the in-process query cache', () => {
 describe('the in-process query cache, marks of written traces', () => {
   const QUIET = { ...POLICY, quietMs: 300 };
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-  const rows = (n: number) => trace(n).spans.map((s) => ({ ...s, samplingWeight: 1, sizeBytes: 100 }));
+  const rows = (n: number) =>
+    trace(n).spans.map((s) => ({ ...s, sharedAttributes: '{}', samplingWeight: 1, sizeBytes: 100 }));
 
   /** Looks the trace up and tries to store it: true when the cache then holds it. */
   async function stores(cache: LocalQueryCache, n: number): Promise<boolean> {

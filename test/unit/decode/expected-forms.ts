@@ -89,6 +89,7 @@ export function expectedRow(span: ReadableSpan): Record<string, unknown> {
     statusCode: span.status.code,
     statusMessage: span.status.message ?? '',
     attributes: expectedAttributesJson(span.attributes),
+    sharedAttributes: '{}',
     resourceAttributes: expectedAttributesJson(resourceAttributes),
     scopeName: scope.name,
     scopeVersion: scope.version ?? '',

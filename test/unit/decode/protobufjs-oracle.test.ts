@@ -145,6 +145,7 @@ describe('decoding requests encoded by protobufjs', () => {
       statusCode: 2,
       statusMessage: 'deadline exceeded',
       attributes: '{}',
+      sharedAttributes: '{}',
       resourceAttributes: '{"service.name":"pbjs"}',
       scopeName: 'pbjs-scope',
       scopeVersion: '9.9',

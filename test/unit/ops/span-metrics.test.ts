@@ -28,6 +28,7 @@ function span(overrides: Partial<SpanRow> = {}): SpanRow {
     statusCode: 0,
     statusMessage: '',
     attributes: '{}',
+    sharedAttributes: '{}',
     resourceAttributes: '{}',
     scopeName: '',
     scopeVersion: '',

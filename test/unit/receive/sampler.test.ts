@@ -27,6 +27,7 @@ function row(traceId: Buffer, overrides: Partial<SpanRow> = {}): SpanRow {
     statusCode: 0,
     statusMessage: '',
     attributes: '{}',
+    sharedAttributes: '{}',
     resourceAttributes: '{}',
     scopeName: '',
     scopeVersion: '',
