@@ -16,7 +16,7 @@ import type { Message } from 'protobufjs';
 import type { AttributeList } from '../server/decode/any-value.js';
 import { formatDouble, writeEventJson, writeLinkJson } from '../server/decode/any-value.js';
 import { DecodeContext } from '../server/decode/decode-context.js';
-import { decodeExportRequest } from '../server/decode/index.js';
+import { AttributeSharing, decodeExportRequest } from '../server/decode/index.js';
 import { sanitizeJsonString, sanitizeJsonValueString, writeBytesJson } from '../server/decode/sanitize.js';
 import {
   acceptSpan,
@@ -50,6 +50,8 @@ const OPTIONS: DecodeOptions = {
   },
   window: { minStartUnixNano: NOW_NS - 7n * 86_400_000_000_000n, maxStartUnixNano: NOW_NS + 600_000_000_000n },
 };
+/** As the server decodes: attribute pairs split between the span's set and its row (one learner per run). */
+const SHARING: DecodeOptions = { ...OPTIONS, sharing: new AttributeSharing() };
 
 // --- protobufjs message → SpanRow (the comparison decoder; plain objects as protobufjs returns them) ---
 
@@ -220,6 +222,12 @@ const variants: { name: string; bytes: number; run: () => SpanRow[] }[] = [
     bytes: uniqueProtobuf.length,
     run: () => decodeExportRequest(uniqueProtobuf, 'protobuf', OPTIONS).rows,
   },
+  {
+    name: 'walker-sharing',
+    bytes: protobuf.length,
+    run: () => decodeExportRequest(protobuf, 'protobuf', SHARING).rows,
+  },
+  { name: 'json-sharing', bytes: jsonBody.length, run: () => decodeExportRequest(jsonBody, 'json', SHARING).rows },
 ];
 
 function comparable(rows: SpanRow[]) {

@@ -32,9 +32,9 @@ interface CpuProfile {
 
 /** Stage rules in order: the first whose pattern matches a frame's url (or name) names its stage. */
 const PROJECT_RULES: Array<[RegExp, string]> = [
-  [/\/(?:server|dist)\/decode\/(span-rows|any-value|decode-context)\.[jt]s$/, 'row building'],
+  [/\/(?:server|dist)\/decode\/(span-rows|any-value|decode-context|attribute-sharing)\.[jt]s$/, 'row building'],
   [/\/(?:server|dist)\/decode\//, 'decode'],
-  [/\/(?:server|dist)\/storage\/(copy-binary|copy-text|resource-id)\.[jt]s$/, 'COPY encoding'],
+  [/\/(?:server|dist)\/storage\/(copy-binary|copy-text|resource-id|attribute-set-id)\.[jt]s$/, 'COPY encoding'],
   [/\/(?:server|dist)\/storage\/write-summaries\.[jt]s$/, 'write summaries'],
   [
     /\/(?:server|dist)\/storage\/|\/node_modules\/(pg|pg-copy-streams|pg-protocol|pg-pool|pg-types)\//,

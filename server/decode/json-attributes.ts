@@ -9,7 +9,8 @@ import { formatDouble } from './any-value.js';
 import type { DecodeContext } from './decode-context.js';
 import type { JsonObject } from './json-fields.js';
 import { JsonShapeError, convertDouble, convertInt64, getField, isJsonObject, prependPath } from './json-fields.js';
-import { sanitizeJsonString, sanitizeJsonValueString, writeBytesJson } from './sanitize.js';
+import { quoteJsonKey, quoteJsonValue } from './json-string-memo.js';
+import { writeBytesJson } from './sanitize.js';
 
 /**
  * Reads the KeyValue array `obj[camel]` into `list`. Pairs beyond the list's cap are only counted.
@@ -44,14 +45,14 @@ function readKeyValueJson(ctx: DecodeContext, kv: unknown, list: AttributeList, 
   if (!isJsonObject(kv)) throw new JsonShapeError('', 'expected a KeyValue object');
   const rawKey = getField(kv, 'key', 'key');
   if (rawKey !== undefined && typeof rawKey !== 'string') throw new JsonShapeError('key', 'expected a string');
-  const key = rawKey === undefined ? '' : sanitizeJsonString(ctx, rawKey);
+  const key = rawKey === undefined ? '""' : quoteJsonKey(ctx, rawKey);
   let value: string;
   try {
     value = readAnyValueJson(ctx, getField(kv, 'value', 'value'), depth);
   } catch (err) {
     throw prependPath(err, 'value');
   }
-  list.push(JSON.stringify(key), value);
+  list.push(key, value);
 }
 
 /**
@@ -71,7 +72,7 @@ function readAnyValueJson(ctx: DecodeContext, v: unknown, depth: number): string
       case 'stringValue':
       case 'string_value': {
         if (typeof field !== 'string') throw new JsonShapeError(name, 'expected a string');
-        const json = JSON.stringify(sanitizeJsonValueString(ctx, field));
+        const json = quoteJsonValue(ctx, field);
         ctx.lastStringJson = json;
         return json;
       }
