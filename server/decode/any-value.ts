@@ -7,7 +7,9 @@
  * - `attributes`, `resourceAttributes`, `scopeAttributes`: a JSON object keyed by attribute key,
  *   e.g. `{"http.method":"GET","http.status_code":200}`. A duplicate key keeps its last value.
  *   At most `maxAttributesPerSpan` attributes (the first ones) are kept; the rest are added to the
- *   object's dropped attributes count.
+ *   object's dropped attributes count. With attribute sharing (attribute-sharing.ts) a span's
+ *   attributes are written as two such objects with no key in common, `sharedAttributes` and
+ *   `attributes`: together they are the span's attributes.
  * - AnyValue:
  *   - string → JSON string (truncated at a character boundary to `maxAttributeValueBytes` UTF-8 bytes)
  *   - bool → `true` / `false`
