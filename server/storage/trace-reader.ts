@@ -29,16 +29,13 @@ import {
   SELECT_TRACE_SPANS,
 } from './query-sql.js';
 import {
-  buildMatchingSpans,
   buildCatalogMatches,
-  buildSearchPage,
-  buildTagValues,
   catalogMatchesFrom,
-  type CatalogMatches,
-  buildTraceSummaries,
   nanosToTimestamptz,
+  type CatalogMatches,
   type Statement,
-} from './search-sql.js';
+} from './search-conditions.js';
+import { buildMatchingSpans, buildSearchPage, buildTagValues, buildTraceSummaries } from './search-sql.js';
 
 /** A search PostgreSQL cannot run as asked (an invalid regular expression): the client's mistake. */
 export class InvalidSearchError extends Error {

@@ -15,15 +15,17 @@ import {
 } from '../../../server/storage/query-sql.js';
 import type { SearchQuery, SpanCondition } from '../../../server/storage/reader-types.js';
 import {
-  buildMatchingSpans,
   buildCatalogMatches,
-  buildSearchPage,
-  buildTraceSummaries,
-  buildTagValues,
-  nanosToTimestamptz,
   catalogMatchesFrom,
+  nanosToTimestamptz,
   type CatalogMatches,
   type Statement,
+} from '../../../server/storage/search-conditions.js';
+import {
+  buildMatchingSpans,
+  buildSearchPage,
+  buildTagValues,
+  buildTraceSummaries,
 } from '../../../server/storage/search-sql.js';
 import { searchPageSize } from '../../../server/storage/trace-reader.js';
 import type { Storage } from '../../../server/storage/types.js';
