@@ -15,6 +15,8 @@
 -- (storage/attribute-set-id.ts). NULL when a span has no shared pair, and for every span stored
 -- before this migration (their attributes stay whole in spans.attributes: nothing is moved).
 -- Rows are never updated: a set's attributes are its id.
+-- Citus note (DESIGN decision 10): like resources, a small table joined from every span's shard,
+-- so a reference table there; nothing here depends on its placement.
 
 CREATE TABLE attribute_sets (
   tenant           text        NOT NULL,
