@@ -43,12 +43,18 @@ const MAX_COMMITTED = 65_536;
  * Sound because a committed set row never changes or goes away under a running server: its
  * attributes are its id, retention does not delete sets, a day restore only adds them, and a
  * whole-database restore refuses to run while a server is connected. Only sets of committed
- * writes are added. At most MAX_COMMITTED are remembered, then it starts over: a forgotten set is
- * only sent again (ON CONFLICT DO NOTHING keeps the stored row).
+ * writes are added, and the writer clears it when its pool opens a connection (possibly to another
+ * server after a failover) or a write fails. At most MAX_COMMITTED are remembered, then it starts
+ * over: a forgotten set is only sent again (ON CONFLICT DO NOTHING keeps the stored row).
  */
 export class CommittedSets {
   #byTenant = new Map<string, Set<bigint>>();
   #size = 0;
+
+  clear(): void {
+    this.#byTenant = new Map();
+    this.#size = 0;
+  }
 
   has(tenant: string, id: bigint): boolean {
     return this.#byTenant.get(tenant)?.has(id) ?? false;

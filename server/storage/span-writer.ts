@@ -14,7 +14,8 @@
  * - which UTC days are known to have a partition, so the common case costs no catalog lookups.
  *   The cache can go stale (maintenance dropped a partition); a write that then hits "no partition"
  *   (SQLSTATE 23514) forgets its days, creates them and retries once;
- * - which attribute sets are known to be stored (CommittedSets), so a write sends only new ones.
+ * - which attribute sets are known to be stored (CommittedSets), so a write sends only new ones;
+ *   forgotten whenever the pool opens a connection or a write fails.
  *
  * Round trips per write: copy: BEGIN, COPY, summaries, COMMIT; staged: BEGIN, COPY, then INSERT and
  * COMMIT sent in one message.
@@ -56,9 +57,21 @@ export class PgSpanWriter implements SpanWriter {
     this.#pool = pool;
     this.#partitions = partitions;
     this.#log = log;
+    // A new connection may reach another server (a failover, a promoted replica that missed the
+    // last commits): what was committed before is not known there, so the sets are sent again.
+    pool.on('connect', () => this.#committedSets.clear());
   }
 
   async write(batches: readonly SpanBatch[]): Promise<WriteOutcome> {
+    try {
+      return await this.#write(batches);
+    } catch (err) {
+      this.#committedSets.clear(); // whatever failed, the next write proves its sets again
+      throw err;
+    }
+  }
+
+  async #write(batches: readonly SpanBatch[]): Promise<WriteOutcome> {
     const encoded = encodeCopyBinary(batches);
     if (encoded.rowCount === 0) return { inserted: 0, duplicates: 0, path: 'copy' };
     await this.#ensureDays(encoded.days);
@@ -91,10 +104,9 @@ export class PgSpanWriter implements SpanWriter {
     } catch (err) {
       if (!isKeyCollision(err)) throw err;
     }
-    const staged = encodeCopyRows(batches, { committedSets: this.#committedSets });
     for (let attempt = 1; ; attempt++) {
       try {
-        const inserted = await this.#insertStaged(staged);
+        const inserted = await this.#insertStaged(batches);
         this.#committedSets.addAll(batches);
         return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
       } catch (err) {
@@ -114,9 +126,13 @@ export class PgSpanWriter implements SpanWriter {
     }
   }
 
+  /**
+   * Which attribute sets a write may leave out is decided once it holds its connection: opening
+   * one clears the committed sets (see the constructor).
+   */
   async #copyDirect(encoded: EncodedRows, batches: readonly SpanBatch[]): Promise<void> {
-    const summaries = summarizeWrite(batches, this.#committedSets);
     await withClient(this.#pool, async (client) => {
+      const summaries = summarizeWrite(batches, this.#committedSets);
       await client.query('BEGIN');
       try {
         await pipeline(Readable.from(encoded.chunks), client.query(pgCopyStreams.from(COPY_BINARY_INTO_SPANS)));
@@ -135,8 +151,9 @@ export class PgSpanWriter implements SpanWriter {
     });
   }
 
-  async #insertStaged(encoded: EncodedRows): Promise<number> {
+  async #insertStaged(batches: readonly SpanBatch[]): Promise<number> {
     return withClient(this.#pool, async (client) => {
+      const encoded = encodeCopyRows(batches, { committedSets: this.#committedSets });
       if (!this.#staged.has(client)) {
         await client.query(CREATE_STAGE);
         this.#staged.add(client);

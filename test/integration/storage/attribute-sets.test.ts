@@ -67,6 +67,35 @@ describe('attribute sets', () => {
     expect(rows.rows).toEqual([{ spans: 11, resolved: 11, repeated: 0 }]);
   });
 
+  it('sends its sets again once its connections are new: a failed-over server may lack them', async () => {
+    const storage = await newStorage();
+    const tenant = 'sets-failover';
+    await storage.writer.write([{ tenant, rows: makeTrace(2, { sharedAttributes: GET_ORDERS, attributes: '{}' }) }]);
+    // The server the writer reconnects to lost the last commits, the set among them.
+    await db.query('DELETE FROM attribute_sets WHERE tenant = $1', [tenant]);
+    await db.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = 'tracehouse' AND datname = current_database()`,
+    );
+    const later = makeTrace(2, { sharedAttributes: GET_ORDERS, attributes: '{}' });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await storage.writer.write([{ tenant, rows: later }]);
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err; // a pooled connection that died with its backend
+      }
+    }
+    const { rows } = await db.query('SELECT attributes FROM span_view WHERE tenant = $1 AND trace_id = $2', [
+      tenant,
+      hex(later),
+    ]);
+    expect(rows.map((row) => row.attributes)).toEqual([
+      { 'http.method': 'GET', 'http.route': '/orders' },
+      { 'http.method': 'GET', 'http.route': '/orders' },
+    ]);
+  });
+
   it('reads every span with its set and its own attributes merged, in the trace and in span_view', async () => {
     const storage = await newStorage();
     const { get, inline } = threeTraces();
