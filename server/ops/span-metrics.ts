@@ -30,7 +30,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { SpanMetricsConfig } from '../config.js';
 import type { SpanRow } from '../decode/types.js';
 import { ExpiryWalk } from '../expiry-walk.js';
-import { RED_BUCKET_BOUNDS_NS } from '../storage/sql.js';
+import { RED_BUCKET_BOUNDS_NS } from '../storage/red-sql.js';
 import { CappedSeries } from './capped-series.js';
 
 export const OVERFLOW = '__overflow__';

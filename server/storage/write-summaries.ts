@@ -11,7 +11,7 @@
 import { TimestampFormatter } from './copy-text.js';
 import { attributeSetIdOf, type CommittedSets } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
-import { RED_BUCKET_BOUNDS_NS } from './sql.js';
+import { RED_BUCKET_BOUNDS_NS } from './red-sql.js';
 import type { SpanBatch } from './types.js';
 
 /** The five JSON texts, parameters $1..$5 of UPSERT_SUMMARIES. */

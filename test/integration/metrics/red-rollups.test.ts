@@ -10,7 +10,7 @@ import { loadConfig } from '../../../server/config.js';
 import { connectOpsSession, listSpanPartitions } from '../../../server/storage/backup-queries.js';
 import { createStorage } from '../../../server/storage/index.js';
 import { RestoreTarget } from '../../../server/storage/restore-queries.js';
-import { RED_BUCKET_BOUNDS_NS } from '../../../server/storage/sql.js';
+import { RED_BUCKET_BOUNDS_NS } from '../../../server/storage/red-sql.js';
 import type { Storage } from '../../../server/storage/types.js';
 import { adminQuery, useTestDatabase } from '../../helpers/db.js';
 import { addBuckets, durationNs, expectedRed, quantileMs, writeSeed, type Seed, type SeedSpan } from './red-seed.js';

@@ -6,7 +6,7 @@
  * one of them replayed. Expected figures are computed here from the rows, independently of SQL.
  */
 import type { SpanRow } from '../../../server/decode/types.js';
-import { RED_BUCKET_BOUNDS_NS } from '../../../server/storage/sql.js';
+import { RED_BUCKET_BOUNDS_NS } from '../../../server/storage/red-sql.js';
 import type { Storage } from '../../../server/storage/types.js';
 import { createRng } from '../../helpers/otlp-fixtures.js';
 
