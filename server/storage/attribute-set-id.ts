@@ -4,13 +4,12 @@
  * with no shared attribute ('{}').
  *
  * State: the ids of recently seen texts. Decode hands every row of one set the same string
- * (AttributeSharing.intern), and a few hundred sets cover most traffic, so a lookup is a Map hit on
+ * (AttributeSharing.setText), and a few hundred sets cover most traffic, so a lookup is a Map hit on
  * a string whose hash V8 has already computed, instead of an MD5 per span. The memo holds at most
  * MAX_REMEMBERED texts (decode caps each at the sharing limits) and starts over when full; an id is
  * a pure function of its text, so forgetting one only costs a hash.
  */
 import { createHash } from 'node:crypto';
-import type { SpanBatch } from './types.js';
 
 const NO_SET = '{}';
 const MAX_REMEMBERED = 4096;
@@ -29,6 +28,23 @@ export function attributeSetIdOf(setJson: string): bigint | null {
     id = computeAttributeSetId(setJson);
     remembered.set(setJson, id);
   }
+  return id;
+}
+
+/**
+ * The distinct attribute sets of one write, by tenant: id → JSON text. The binary COPY encoder
+ * collects them as it computes each row's id, so the summaries and CommittedSets need no pass of
+ * their own over the rows.
+ */
+export type WriteSets = Map<string, Map<bigint, string>>;
+
+/** Adds a row's set to `sets`; returns the row's attribute_set_id (null: no shared attribute). */
+export function collectAttributeSet(sets: WriteSets, tenant: string, setJson: string): bigint | null {
+  const id = attributeSetIdOf(setJson);
+  if (id === null) return null;
+  let ofTenant = sets.get(tenant);
+  if (ofTenant === undefined) sets.set(tenant, (ofTenant = new Map()));
+  if (!ofTenant.has(id)) ofTenant.set(id, setJson);
   return id;
 }
 
@@ -60,14 +76,12 @@ export class CommittedSets {
     return this.#byTenant.get(tenant)?.has(id) ?? false;
   }
 
-  /** Records the sets of rows just committed. */
-  addAll(batches: readonly SpanBatch[]): void {
-    for (const { tenant, rows } of batches) {
+  /** Records the sets of a write just committed. */
+  addAll(sets: WriteSets): void {
+    for (const [tenant, ofTenant] of sets) {
       let known = this.#byTenant.get(tenant);
-      for (const row of rows) {
-        const id = attributeSetIdOf(row.sharedAttributes);
-        if (id === null) continue;
-        if (known === undefined) this.#byTenant.set(tenant, (known = new Set()));
+      if (known === undefined) this.#byTenant.set(tenant, (known = new Set()));
+      for (const id of ofTenant.keys()) {
         if (known.has(id)) continue;
         if (this.#size >= MAX_COMMITTED) {
           this.#byTenant = new Map([[tenant, (known = new Set())]]);

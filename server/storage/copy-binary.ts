@@ -16,7 +16,7 @@
 import type { SpanRow } from '../decode/types.js';
 import type { EncodedRows } from './copy-text.js';
 import { TimestampFormatter } from './copy-text.js';
-import { attributeSetIdOf } from './attribute-set-id.js';
+import { collectAttributeSet, type WriteSets } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import { SPAN_COLUMNS } from './sql.js';
 import type { SpanBatch } from './types.js';
@@ -154,8 +154,13 @@ class ChunkWriter {
   }
 }
 
+/** Binary COPY data, and the write's distinct attribute sets met on the way. */
+export interface EncodedBinaryRows extends EncodedRows {
+  attributeSets: WriteSets;
+}
+
 /** Encodes every row of every batch for COPY spans (…) FROM STDIN (FORMAT binary). */
-export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
+export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedBinaryRows {
   const lengths: number[] = []; // variableLength of each row, in order
   let expected = HEADER_BYTES + 2;
   for (const batch of batches) {
@@ -168,6 +173,7 @@ export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
   const out = new ChunkWriter(expected);
   const days = new Set<number>();
   const resourceIds = new ResourceIdResolver();
+  const attributeSets: WriteSets = new Map();
   let rowCount = 0;
   out.reserve(HEADER_BYTES);
   SIGNATURE.copy(out.buf, 0);
@@ -179,14 +185,15 @@ export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedRows {
       const startUs = TimestampFormatter.micros(row.startTimeUnixNano);
       days.add(Math.floor(startUs / US_PER_DAY));
       out.reserve(FIXED_ROW_BYTES + 3 * lengths[rowCount]);
-      writeRow(out, batch.tenant, row, startUs, resourceIds.idOf(row), attributeSetIdOf(row.sharedAttributes));
+      const setId = collectAttributeSet(attributeSets, batch.tenant, row.sharedAttributes);
+      writeRow(out, batch.tenant, row, startUs, resourceIds.idOf(row), setId);
       rowCount++;
     }
   }
   out.reserve(2);
   out.int16(-1);
   out.flush();
-  return { chunks: out.chunks, rowCount, days };
+  return { chunks: out.chunks, rowCount, days, attributeSets };
 }
 
 /** UTF-16 units of every string field: at most 3 UTF-8 bytes each. */

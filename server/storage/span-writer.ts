@@ -26,8 +26,8 @@ import type pg from 'pg';
 import pgCopyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
 import { CommittedSets } from './attribute-set-id.js';
-import { encodeCopyBinary } from './copy-binary.js';
-import { encodeCopyRows, type EncodedRows } from './copy-text.js';
+import { encodeCopyBinary, type EncodedBinaryRows } from './copy-binary.js';
+import { encodeCopyRows } from './copy-text.js';
 import { MS_PER_DAY } from './partitions.js';
 import { rollbackQuietly, withClient } from './pool.js';
 import { isDeadlock, isKeyCollision, isNoPartitionError } from './retryable.js';
@@ -96,10 +96,10 @@ export class PgSpanWriter implements SpanWriter {
    * aborts one of the two (40P01). An aborted direct write goes the staged way; an aborted staged
    * write, idempotent, is tried again: the other write has moved on in the meantime.
    */
-  async #insert(batches: readonly SpanBatch[], encoded: EncodedRows): Promise<WriteOutcome> {
+  async #insert(batches: readonly SpanBatch[], encoded: EncodedBinaryRows): Promise<WriteOutcome> {
     try {
       await this.#copyDirect(encoded, batches);
-      this.#committedSets.addAll(batches);
+      this.#committedSets.addAll(encoded.attributeSets);
       return { inserted: encoded.rowCount, duplicates: 0, path: 'copy' };
     } catch (err) {
       if (!isKeyCollision(err)) throw err;
@@ -107,7 +107,7 @@ export class PgSpanWriter implements SpanWriter {
     for (let attempt = 1; ; attempt++) {
       try {
         const inserted = await this.#insertStaged(batches);
-        this.#committedSets.addAll(batches);
+        this.#committedSets.addAll(encoded.attributeSets);
         return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
       } catch (err) {
         if (!isDeadlock(err) || attempt >= STAGED_ATTEMPTS) throw err;
@@ -130,9 +130,9 @@ export class PgSpanWriter implements SpanWriter {
    * Which attribute sets a write may leave out is decided once it holds its connection: opening
    * one clears the committed sets (see the constructor).
    */
-  async #copyDirect(encoded: EncodedRows, batches: readonly SpanBatch[]): Promise<void> {
+  async #copyDirect(encoded: EncodedBinaryRows, batches: readonly SpanBatch[]): Promise<void> {
     await withClient(this.#pool, async (client) => {
-      const summaries = summarizeWrite(batches, this.#committedSets);
+      const summaries = summarizeWrite(batches, encoded.attributeSets, this.#committedSets);
       await client.query('BEGIN');
       try {
         await pipeline(Readable.from(encoded.chunks), client.query(pgCopyStreams.from(COPY_BINARY_INTO_SPANS)));

@@ -9,7 +9,7 @@
  * the way. The SQL side sorts the rows into the same lock order as the staging write.
  */
 import { TimestampFormatter } from './copy-text.js';
-import { attributeSetIdOf, type CommittedSets } from './attribute-set-id.js';
+import type { CommittedSets, WriteSets } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import { RED_BUCKET_BOUNDS_NS } from './red-sql.js';
 import type { SpanBatch } from './types.js';
@@ -75,19 +75,16 @@ interface OperationEntry {
  */
 class Summarizer {
   readonly resources = new Map<string, string>();
-  readonly attributeSets = new Map<string, string>();
   readonly traces = new Map<string, TraceSummary>();
   readonly operations: OperationEntry[] = [];
   readonly #operationIndex = new Map<string, Map<string, Map<string, OperationEntry[]>>>();
   readonly #resourceIds = new ResourceIdResolver();
-  readonly #committedSets: CommittedSets | undefined;
   #lastResource = '';
   #lastTraceId: Buffer | undefined;
   #lastTrace: TraceSummary | undefined;
 
   add(tenant: string, row: Row): void {
     this.#addResource(tenant, row);
-    this.#addAttributeSet(tenant, row);
     this.#trace(tenant, row);
     const operation = this.#operation(tenant, row);
     const start = row.startTimeUnixNano;
@@ -126,21 +123,6 @@ class Summarizer {
       `{"tenant":${JSON.stringify(tenant)},"id":"${id}",` +
         `"attributes":${row.resourceAttributes},"scope_name":${JSON.stringify(row.scopeName)},` +
         `"scope_version":${JSON.stringify(row.scopeVersion)},"scope_attributes":${row.scopeAttributes}}`,
-    );
-  }
-
-  constructor(committedSets: CommittedSets | undefined) {
-    this.#committedSets = committedSets;
-  }
-
-  #addAttributeSet(tenant: string, row: Row): void {
-    const id = attributeSetIdOf(row.sharedAttributes);
-    if (id === null || this.#committedSets?.has(tenant, id)) return;
-    const key = `${tenant}\u0000${id}`;
-    if (this.attributeSets.has(key)) return;
-    this.attributeSets.set(
-      key,
-      `{"tenant":${JSON.stringify(tenant)},"id":"${id}","attributes":${row.sharedAttributes}}`,
     );
   }
 
@@ -195,9 +177,16 @@ class Summarizer {
   }
 }
 
-/** The summaries of a write; attribute sets in `committedSets` are left out (already stored). */
-export function summarizeWrite(batches: readonly SpanBatch[], committedSets?: CommittedSets): WriteSummaries {
-  const summarizer = new Summarizer(committedSets);
+/**
+ * The summaries of a write whose distinct attribute sets are `sets` (encodeCopyBinary collects
+ * them); sets in `committedSets` are left out (already stored).
+ */
+export function summarizeWrite(
+  batches: readonly SpanBatch[],
+  sets: WriteSets,
+  committedSets?: CommittedSets,
+): WriteSummaries {
+  const summarizer = new Summarizer();
   for (const { tenant, rows } of batches) {
     for (const row of rows) summarizer.add(tenant, row);
   }
@@ -207,7 +196,7 @@ export function summarizeWrite(batches: readonly SpanBatch[], committedSets?: Co
   }
   return {
     resources: `[${[...summarizer.resources.values()].join(',')}]`,
-    attributeSets: `[${[...summarizer.attributeSets.values()].join(',')}]`,
+    attributeSets: attributeSetsJson(sets, committedSets),
     traces: tracesJson(summarizer.traces.values()),
     operations: operationsJson(summarizer.operations.map((o) => o.summary)),
     redMinutes: redJson(minutes),
@@ -215,6 +204,18 @@ export function summarizeWrite(batches: readonly SpanBatch[], committedSets?: Co
 }
 
 type Row = SpanBatch['rows'][number];
+
+function attributeSetsJson(sets: WriteSets, committedSets: CommittedSets | undefined): string {
+  const out: string[] = [];
+  for (const [tenant, ofTenant] of sets) {
+    for (const [id, json] of ofTenant) {
+      if (committedSets?.has(tenant, id)) continue;
+      // The set's text is JSON already (decode's contract): embedded as it is.
+      out.push(`{"tenant":${JSON.stringify(tenant)},"id":"${id}","attributes":${json}}`);
+    }
+  }
+  return `[${out.join(',')}]`;
+}
 
 /** The same aggregates as UPSERT_TRACES_FROM_INS: the root is the earliest parentless span. */
 function addToTrace(trace: TraceSummary, row: Row): void {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { attributeSetIdOf, CommittedSets, computeAttributeSetId } from '../../../server/storage/attribute-set-id.js';
+import { encodeCopyBinary } from '../../../server/storage/copy-binary.js';
 import { encodeCopyRows } from '../../../server/storage/copy-text.js';
 import { STAGE_COLUMNS } from '../../../server/storage/sql.js';
 import type { SpanBatch } from '../../../server/storage/types.js';
@@ -38,7 +39,12 @@ describe('CommittedSets', () => {
       { tenant: 'b', rows: [makeRow({ sharedAttributes: GET })] },
     ];
     const setsOf = (committed?: CommittedSets) =>
-      (JSON.parse(summarizeWrite(batches, committed).attributeSets) as Array<{ tenant: string; attributes: unknown }>)
+      (
+        JSON.parse(summarizeWrite(batches, encodeCopyBinary(batches).attributeSets, committed).attributeSets) as Array<{
+          tenant: string;
+          attributes: unknown;
+        }>
+      )
         .map((s) => `${s.tenant} ${JSON.stringify(s.attributes)}`)
         .sort();
 
@@ -46,7 +52,7 @@ describe('CommittedSets', () => {
     expect(stagedSets(batches)).toEqual([GET, PUT, '\\N', GET]);
 
     const committed = new CommittedSets();
-    committed.addAll([{ tenant: 'a', rows: [makeRow({ sharedAttributes: GET })] }]);
+    committed.addAll(encodeCopyBinary([{ tenant: 'a', rows: [makeRow({ sharedAttributes: GET })] }]).attributeSets);
     expect(committed.has('a', attributeSetIdOf(GET)!)).toBe(true);
     expect(committed.has('b', attributeSetIdOf(GET)!)).toBe(false);
     expect(setsOf(committed)).toEqual([`a ${PUT}`, `b ${GET}`]);
