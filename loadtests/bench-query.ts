@@ -65,6 +65,28 @@ const databaseUrl = (() => {
 
 // ---- seeding ----------------------------------------------------------------------------------
 
+/** The resource of a seeded span of service `svc` on host number `host` (SQL expressions). */
+function resourceSql(svc: string, host: string): string {
+  return `jsonb_build_object(
+           'service.name', ${svc}, 'service.version', '2.14.3', 'service.namespace', 'shop',
+           'service.instance.id', ${svc} || '-7d9f8c6b5-x2k4p', 'deployment.environment', 'production',
+           'host.name', 'ip-10-0-12-' || (${host}) || '.eu-west-1.compute.internal',
+           'telemetry.sdk.language', 'nodejs', 'telemetry.sdk.version', '2.12.1')`;
+}
+
+const SCOPE_SQL = `'@opentelemetry/instrumentation-http', '0.57.2', '{}'`;
+
+function resourceIdSql(svc: string, host: string): string {
+  return `tracehouse_resource_id(${resourceSql(svc, host)}, ${SCOPE_SQL})`;
+}
+
+/** Every resource the seed uses (each service on each of 50 hosts), before the spans that point at them. */
+const SEED_RESOURCES = `
+INSERT INTO resources (tenant, resource_id, attributes, scope_name, scope_version, scope_attributes)
+SELECT $1, ${resourceIdSql("'svc-' || n", 'h')}, ${resourceSql("'svc-' || n", 'h')}, ${SCOPE_SQL}
+  FROM generate_series(0, ${SERVICES} - 1) AS n, generate_series(0, 49) AS h
+ON CONFLICT DO NOTHING`;
+
 /**
  * Traces $2 … $2+$3-1 of the seed: trace t starts at $4 + t * $5 ms; its span k starts k ms
  * later. Inserts the spans, then the traces summaries and the catalog from the inserted rows.
@@ -72,15 +94,13 @@ const databaseUrl = (() => {
  */
 const SEED_CHUNK = `
 WITH ins AS (
-  INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, flags, name, kind, service_name, start_time, end_time,
-                     start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, status_message,
-                     attributes, resource_attributes, scope_name, scope_version, events)
+  INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, flags, name, kind, service_name, start_time,
+                     start_time_unix_nano, duration_ns, status_code, status_message,
+                     attributes, resource_id, events)
   SELECT $1, v.trace_id, substring(decode(md5($6 || ':s:' || t || ':' || k), 'hex') FROM 1 FOR 8),
          CASE WHEN k = 0 THEN NULL ELSE substring(decode(md5($6 || ':s:' || t || ':0'), 'hex') FROM 1 FOR 8) END,
          1, v.name, CASE WHEN k = 0 THEN 2 ELSE (ARRAY[1, 3, 3, 4])[1 + k % 4] END, v.svc,
-         'epoch'::timestamptz + (v.st_ns / 1000) * interval '1 microsecond',
-         'epoch'::timestamptz + ((v.st_ns + v.dur) / 1000) * interval '1 microsecond',
-         v.st_ns, v.st_ns + v.dur, v.dur,
+         tracehouse_nanos_to_timestamptz(v.st_ns), v.st_ns, v.dur,
          CASE WHEN v.err THEN 2 ELSE 0 END, CASE WHEN v.err THEN 'upstream returned 500' ELSE '' END,
          jsonb_build_object(
            'http.request.method', (ARRAY['GET', 'POST', 'PUT', 'DELETE'])[1 + h % 4],
@@ -93,15 +113,10 @@ WITH ins AS (
            'app.cart.items', h % 20,
            'app.sampling.ratio', (h % 1000) / 1000.0 + 0.0005,
            'app.feature_flags', jsonb_build_array('new-checkout', (ARRAY['a', 'b', 'c'])[1 + h % 3])),
-         jsonb_build_object(
-           'service.name', v.svc, 'service.version', '2.14.3', 'service.namespace', 'shop',
-           'service.instance.id', v.svc || '-7d9f8c6b5-x2k4p', 'deployment.environment', 'production',
-           'host.name', 'ip-10-0-12-' || (t % 50) || '.eu-west-1.compute.internal',
-           'telemetry.sdk.language', 'nodejs', 'telemetry.sdk.version', '2.12.1'),
-         '@opentelemetry/instrumentation-http', '0.57.2',
+         ${resourceIdSql('v.svc', 't % 50')},
          CASE WHEN h % 10 < 3 THEN jsonb_build_array(jsonb_build_object(
            'timeUnixNano', (v.st_ns + v.dur / 2)::text, 'name', CASE WHEN v.err THEN 'exception' ELSE 'cache.miss' END,
-           'attributes', jsonb_build_object('cache.key', 'cart:' || h), 'droppedAttributesCount', 0)) ELSE '[]' END
+           'attributes', jsonb_build_object('cache.key', 'cart:' || h))) ELSE '[]' END
     FROM generate_series($2::bigint, $2::bigint + $3::bigint - 1) AS t
    CROSS JOIN generate_series(0, ${SPANS_PER_TRACE - 1}) AS k
    CROSS JOIN LATERAL (SELECT abs(hashtext($6 || ':' || t || ':' || k))::bigint AS h) hh
@@ -116,13 +131,13 @@ WITH ins AS (
             CASE WHEN k = 0 THEN 260000000 + (hh.h % 100) * 1000000 ELSE (hh.h % 250000) * 1000 + 1000 END::bigint AS dur
        FROM (SELECT (ARRAY['/api/orders', '/api/orders/:id', '/api/users/:id', '/api/cart', '/health', '/api/search'])[1 + (hh.h / 4) % 6] AS route) r
    ) v
-  RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
-            start_time_unix_nano, end_time_unix_nano, status_code
+  RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time,
+            start_time_unix_nano, duration_ns, status_code
 ), summaries AS (
   INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano,
                       span_count, error_count, root_service_name, root_span_name)
-  SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano),
-         count(*), count(*) FILTER (WHERE status_code = 2),
+  SELECT tenant, trace_id, min(start_time), tracehouse_nanos_to_timestamptz(max(start_time_unix_nano + duration_ns)),
+         min(start_time_unix_nano), max(start_time_unix_nano + duration_ns), count(*), count(*) FILTER (WHERE status_code = 2),
          (array_agg(service_name) FILTER (WHERE parent_span_id IS NULL))[1],
          (array_agg(name) FILTER (WHERE parent_span_id IS NULL))[1]
     FROM ins GROUP BY tenant, trace_id
@@ -156,6 +171,7 @@ async function seed(pool: pg.Pool): Promise<{ seconds: number; partitions: numbe
     new Date(firstMs),
     new Date(now + 2 * DAY_MS),
   );
+  await pool.query(SEED_RESOURCES, [TENANT]);
   const chunk = 25_000;
   let next = 0;
   const worker = async () => {

@@ -186,22 +186,27 @@ function dedupedPairs(keys: string[], values: string[], n: number): Map<string, 
   return byKey;
 }
 
-/** Writes the JSON text of one span event. */
+/**
+ * Writes the JSON text of one span event. Fields at their OTLP default (attributes {},
+ * droppedAttributesCount 0) are left out, as OTLP/JSON does; readers take a missing field as its
+ * default (query/trace-model.ts).
+ */
 export function writeEventJson(timeUnixNano: bigint, name: string, attributes: string, dropped: number): string {
   return (
     '{"timeUnixNano":"' +
     timeUnixNano.toString() +
     '","name":' +
     JSON.stringify(name) +
-    ',"attributes":' +
-    attributes +
-    ',"droppedAttributesCount":' +
-    dropped +
+    (attributes === '{}' ? '' : ',"attributes":' + attributes) +
+    (dropped === 0 ? '' : ',"droppedAttributesCount":' + dropped) +
     '}'
   );
 }
 
-/** Writes the JSON text of one span link. Ids are lowercase hex. */
+/**
+ * Writes the JSON text of one span link. Ids are lowercase hex. Fields at their OTLP default
+ * (traceState "", flags 0, attributes {}, droppedAttributesCount 0) are left out.
+ */
 export function writeLinkJson(
   traceIdHex: string,
   spanIdHex: string,
@@ -215,14 +220,11 @@ export function writeLinkJson(
     traceIdHex +
     '","spanId":"' +
     spanIdHex +
-    '","traceState":' +
-    JSON.stringify(traceState) +
-    ',"flags":' +
-    flags +
-    ',"attributes":' +
-    attributes +
-    ',"droppedAttributesCount":' +
-    dropped +
+    '"' +
+    (traceState === '' ? '' : ',"traceState":' + JSON.stringify(traceState)) +
+    (flags === 0 ? '' : ',"flags":' + flags) +
+    (attributes === '{}' ? '' : ',"attributes":' + attributes) +
+    (dropped === 0 ? '' : ',"droppedAttributesCount":' + dropped) +
     '}'
   );
 }

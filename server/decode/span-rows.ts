@@ -108,8 +108,9 @@ export function isAllZero(id: Uint8Array): boolean {
 }
 
 /**
- * end_time_unix_nano is a PostgreSQL bigint: a larger end (a fixed64 can reach 2^64 - 1) made the
- * COPY of the whole batch fail (found by the fault suite's WebSocket fuzzer).
+ * A span's end must fit a PostgreSQL bigint (readers compute it as start_time_unix_nano + duration_ns):
+ * a larger end (a fixed64 can reach 2^64 - 1) made the COPY of the whole batch fail (found by the
+ * fault suite's WebSocket fuzzer).
  */
 const MAX_STORABLE_NS = 2n ** 63n - 1n;
 

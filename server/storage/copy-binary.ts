@@ -233,11 +233,7 @@ function writeRow(
   out.field(8);
   out.int64(startUs - PG_EPOCH_US);
   out.field(8);
-  out.int64(TimestampFormatter.micros(r.endTimeUnixNano) - PG_EPOCH_US);
-  out.field(8);
   out.bigint(r.startTimeUnixNano);
-  out.field(8);
-  out.bigint(r.endTimeUnixNano);
   out.field(8);
   out.bigint(r.endTimeUnixNano - r.startTimeUnixNano);
   out.field(2);

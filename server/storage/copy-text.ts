@@ -141,8 +141,8 @@ function encodeRow(
   return (
     `${tenant}\t${byteaField(r.traceId)}\t${byteaField(r.spanId)}\t${byteaField(r.parentSpanId)}\t` +
     `${escapeCopyText(r.traceState)}\t${r.flags}\t${escapeCopyText(r.name)}\t${r.kind}\t` +
-    `${escapeCopyText(r.serviceName)}\t${ts.format(r.startTimeUnixNano)}\t${ts.format(r.endTimeUnixNano)}\t` +
-    `${r.startTimeUnixNano}\t${r.endTimeUnixNano}\t${r.endTimeUnixNano - r.startTimeUnixNano}\t` +
+    `${escapeCopyText(r.serviceName)}\t${ts.format(r.startTimeUnixNano)}\t` +
+    `${r.startTimeUnixNano}\t${r.endTimeUnixNano - r.startTimeUnixNano}\t` +
     `${r.statusCode}\t${escapeCopyText(r.statusMessage)}\t${escapeCopyText(r.attributes)}\t` +
     `${escapeCopyText(r.events)}\t${escapeCopyText(r.links)}\t` +
     `${r.droppedAttributesCount}\t${r.droppedEventsCount}\t${r.droppedLinksCount}\t${r.samplingWeight}\t` +

@@ -15,7 +15,7 @@ export const OPERATION_REFRESH_INTERVAL_MS = 60_000;
  */
 export const SPAN_COLUMNS_FOR_READ = `
   s.trace_id, s.span_id, s.parent_span_id, s.trace_state, s.flags, s.name, s.kind, s.service_name,
-  s.start_time_unix_nano, s.end_time_unix_nano, s.status_code, s.status_message,
+  s.start_time_unix_nano, s.start_time_unix_nano + s.duration_ns AS end_time_unix_nano, s.status_code, s.status_message,
   coalesce(a.attributes || s.attributes, s.attributes)::text AS attributes,
   coalesce(r.attributes::text, '{}') AS resource_attributes,
   coalesce(r.scope_name, '') AS scope_name, coalesce(r.scope_version, '') AS scope_version,

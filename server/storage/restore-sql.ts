@@ -7,7 +7,8 @@ export const CREATE_AFFECTED = `
 CREATE TEMP TABLE IF NOT EXISTS th_affected (tenant text NOT NULL, trace_id bytea NOT NULL) ON COMMIT DELETE ROWS`;
 
 const TRACE_AGGREGATES = `
-SELECT s.tenant, s.trace_id, min(s.start_time), max(s.end_time), min(s.start_time_unix_nano), max(s.end_time_unix_nano),
+SELECT s.tenant, s.trace_id, min(s.start_time), tracehouse_nanos_to_timestamptz(max(s.start_time_unix_nano + s.duration_ns)),
+       min(s.start_time_unix_nano), max(s.start_time_unix_nano + s.duration_ns),
        count(*), count(*) FILTER (WHERE s.status_code = 2),
        (array_agg(s.service_name ORDER BY s.start_time_unix_nano, s.span_id) FILTER (WHERE s.parent_span_id IS NULL))[1],
        (array_agg(s.name ORDER BY s.start_time_unix_nano, s.span_id) FILTER (WHERE s.parent_span_id IS NULL))[1],

@@ -62,9 +62,7 @@ export const SPAN_COLUMNS = [
   'kind',
   'service_name',
   'start_time',
-  'end_time',
   'start_time_unix_nano',
-  'end_time_unix_nano',
   'duration_ns',
   'status_code',
   'status_message',
@@ -112,11 +110,14 @@ const STAGED_SPAN_VALUES = SPAN_COLUMNS.map((c) => (c === 'resource_id' ? STAGED
 /**
  * The per-connection staging table. TEMP: not WAL-logged, invisible to other sessions, gone with
  * the session. ON COMMIT DELETE ROWS: every transaction starts with it empty. INCLUDING DEFAULTS:
- * a COPY without a newer column (a day restored from an older backup) gets its default.
+ * a COPY without a newer column (a day restored from an older backup) gets its default. end_time
+ * and end_time_unix_nano take the columns of backups made before migrations/000007 (the end is
+ * start_time_unix_nano + duration_ns); nothing reads them.
  */
 export const CREATE_STAGE =
   'CREATE TEMP TABLE IF NOT EXISTS th_stage (LIKE spans INCLUDING DEFAULTS, resource_attributes jsonb, ' +
-  'scope_name text, scope_version text, scope_attributes jsonb, attribute_set jsonb) ON COMMIT DELETE ROWS;\n' +
+  'scope_name text, scope_version text, scope_attributes jsonb, attribute_set jsonb, ' +
+  'end_time timestamptz, end_time_unix_nano bigint) ON COMMIT DELETE ROWS;\n' +
   'ALTER TABLE pg_temp.th_stage ALTER COLUMN resource_id DROP NOT NULL';
 
 export const COPY_INTO_STAGE = `COPY pg_temp.th_stage (${STAGE_COLUMNS.join(', ')}) FROM STDIN`;
@@ -162,7 +163,8 @@ ${TRACES_ON_CONFLICT}`;
 
 /** The trace summaries of the newly inserted rows `ins` (a CTE defined by the caller). */
 const UPSERT_TRACES_FROM_INS = upsertTraces(`
-SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano),
+SELECT tenant, trace_id, min(start_time), tracehouse_nanos_to_timestamptz(max(start_time_unix_nano + duration_ns)),
+       min(start_time_unix_nano), max(start_time_unix_nano + duration_ns),
        count(*), count(*) FILTER (WHERE status_code = 2),
        (array_agg(service_name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
        (array_agg(name ORDER BY start_time_unix_nano, span_id) FILTER (WHERE parent_span_id IS NULL))[1],
@@ -171,8 +173,8 @@ SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nan
  GROUP BY tenant, trace_id`);
 
 const RETURNING_FOR_TRACES =
-  'RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time, ' +
-  'start_time_unix_nano, end_time_unix_nano, status_code, duration_ns, sampling_weight';
+  'RETURNING tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, ' +
+  'start_time_unix_nano, duration_ns, status_code, sampling_weight';
 
 /**
  * How far operations.last_seen may lag behind the newest span of its operation. The catalog row is

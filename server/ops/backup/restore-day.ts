@@ -66,9 +66,10 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
       `database ${ctx.databaseName} has schema version ${version}, newer than this tracehouse knows (${knownSchemaVersion()})`,
     ]);
   }
-  if (version < manifest.schemaVersion) {
+  // Days load through this tracehouse's writer, which needs its own schema (a backup is never newer).
+  if (version < knownSchemaVersion()) {
     throw refusal([
-      `database ${ctx.databaseName} has schema version ${version}, older than the backup's ${manifest.schemaVersion}: run \`tracehouse migrate\` on it first`,
+      `database ${ctx.databaseName} has schema version ${version}, older than this tracehouse's ${knownSchemaVersion()}: run \`tracehouse migrate\` on it first`,
     ]);
   }
   if (!(await target.lockMaintenance(ctx.lockWaitMs))) {

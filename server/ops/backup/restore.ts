@@ -72,6 +72,7 @@ const TRACEHOUSE_OBJECTS = new Set([
   'tracehouse_sum_buckets',
   'tracehouse_histogram_quantile',
   'tracehouse_resource_id',
+  'tracehouse_nanos_to_timestamptz',
 ]);
 
 export async function runRestore(options: RestoreOptions, reporter: Reporter): Promise<RestoreOutcome> {

@@ -262,7 +262,7 @@ describe('per-span rejects and sanitizing', () => {
     const asNumber = jsonSpan({ startTimeUnixNano: Number(start), endTimeUnixNano: Number(start) + 4096 });
     expect((await post(jsonBody([exact, asNumber]), jsonHeaders)).statusCode).toBe(200);
     const { rows } = await db.query(
-      'SELECT start_time_unix_nano::text AS start, end_time_unix_nano::text AS end FROM spans WHERE trace_id = $1',
+      'SELECT start_time_unix_nano::text AS start, (start_time_unix_nano + duration_ns)::text AS end FROM spans WHERE trace_id = $1',
       [Buffer.from(exact.traceId as string, 'hex')],
     );
     expect(rows).toEqual([{ start: String(start), end: String(start + 987n) }]);

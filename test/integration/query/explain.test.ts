@@ -47,13 +47,12 @@ const TENANT = 'default';
 
 /** 8-span traces, one every 1.08 s over three days, services svc-0…svc-11, typed attributes. */
 const GENERATE = `
-INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
-                   start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, attributes, resource_id)
+INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time,
+                   start_time_unix_nano, duration_ns, status_code, attributes, resource_id)
 SELECT $1, decode(md5('trace' || t), 'hex'), substring(decode(md5('span' || g), 'hex') FROM 1 FOR 8),
        CASE WHEN g % ${SPANS_PER_TRACE} = 0 THEN NULL ELSE substring(decode(md5('span' || (g - g % ${SPANS_PER_TRACE})), 'hex') FROM 1 FOR 8) END,
        'op-' || (g % 9), CASE WHEN g % ${SPANS_PER_TRACE} = 0 THEN 2 ELSE 3 END, 'svc-' || (t % ${SERVICES}),
-       start_ts, start_ts + make_interval(secs => dur_ns / 1e9),
-       (extract(epoch FROM start_ts) * 1e9)::bigint, (extract(epoch FROM start_ts) * 1e9)::bigint + dur_ns, dur_ns,
+       start_ts, (extract(epoch FROM start_ts) * 1e9)::bigint, dur_ns,
        CASE WHEN g % 50 = 0 THEN 2 ELSE 0 END,
        jsonb_build_object('http.route', '/r/' || (g % 40), 'http.response.status_code', CASE WHEN g % 50 = 0 THEN 500 ELSE 200 END),
        t % ${SERVICES}
@@ -69,7 +68,8 @@ SELECT $1, n, jsonb_build_object('service.name', 'svc-' || n) FROM generate_seri
 
 const SUMMARIZE = `
 INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count)
-SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano), count(*)
+SELECT tenant, trace_id, min(start_time), tracehouse_nanos_to_timestamptz(max(start_time_unix_nano + duration_ns)),
+       min(start_time_unix_nano), max(start_time_unix_nano + duration_ns), count(*)
   FROM spans GROUP BY tenant, trace_id`;
 
 const CATALOG = `

@@ -70,8 +70,10 @@ describe('span writer', () => {
     const { rows } = await db.query(
       `SELECT tenant, trace_id, span_id, parent_span_id, trace_state, flags, name, kind, service_name,
               to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS start_time,
-              to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS end_time,
-              start_time_unix_nano::text, end_time_unix_nano::text, duration_ns::text, status_code, status_message,
+              to_char(tracehouse_nanos_to_timestamptz(start_time_unix_nano + duration_ns) AT TIME ZONE 'UTC',
+                      'YYYY-MM-DD HH24:MI:SS.US') AS end_time,
+              start_time_unix_nano::text, (start_time_unix_nano + duration_ns)::text AS end_time_unix_nano,
+              duration_ns::text, status_code, status_message,
               s.attributes = $2::jsonb AS attributes_equal, s.attributes->>'big' AS big, s.attributes->>'neg' AS neg,
               s.attributes->>'s' AS s, r.attributes = $3::jsonb AS resource_equal,
               r.scope_name, r.scope_version, r.scope_attributes->>'x' AS scope_x,

@@ -68,9 +68,9 @@ async function summaries(tenant: string) {
 async function holdKey(client: pg.PoolClient, row: SpanRow): Promise<void> {
   const start = new TimestampFormatter().format(row.startTimeUnixNano);
   await client.query(
-    `INSERT INTO spans (tenant, trace_id, span_id, name, kind, service_name, start_time, end_time,
-                        start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, resource_id)
-     VALUES ('race', $1, $2, 'held', 1, 'other', $3, $3, $4, $4, 0, 0, 0)`,
+    `INSERT INTO spans (tenant, trace_id, span_id, name, kind, service_name, start_time,
+                        start_time_unix_nano, duration_ns, status_code, resource_id)
+     VALUES ('race', $1, $2, 'held', 1, 'other', $3, $4, 0, 0, 0)`,
     [row.traceId, row.spanId, start, String(row.startTimeUnixNano)],
   );
 }

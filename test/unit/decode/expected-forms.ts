@@ -40,13 +40,15 @@ export function expectedAttributesJson(attributes: Record<string, unknown> | und
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${expectedValueJson(v)}`).join(',')}}`;
 }
 
+/** Stored events and links leave out the fields at their OTLP default (JSON.stringify drops undefined). */
 function expectedEventJson(e: TimedEvent): string {
+  const attributes = expectedAttributesJson(e.attributes);
   return JSON.stringify({
     timeUnixNano: hrTimeToNs(e.time).toString(),
     name: e.name,
-    attributes: '@ATTRS@',
-    droppedAttributesCount: e.droppedAttributesCount ?? 0,
-  }).replace('"@ATTRS@"', expectedAttributesJson(e.attributes));
+    attributes: attributes === '{}' ? undefined : '@ATTRS@',
+    droppedAttributesCount: e.droppedAttributesCount || undefined,
+  }).replace('"@ATTRS@"', attributes);
 }
 
 /** OTLP Span.flags / Link.flags as the SDK writes them: W3C flags, has-is-remote bit, is-remote bit. */
@@ -55,14 +57,15 @@ export function expectedFlags(traceFlags: number, isRemote: boolean | undefined)
 }
 
 function expectedLinkJson(l: Link): string {
+  const attributes = expectedAttributesJson(l.attributes);
   return JSON.stringify({
     traceId: l.context.traceId,
     spanId: l.context.spanId,
-    traceState: l.context.traceState?.serialize() ?? '',
-    flags: expectedFlags(l.context.traceFlags, l.context.isRemote),
-    attributes: '@ATTRS@',
-    droppedAttributesCount: l.droppedAttributesCount ?? 0,
-  }).replace('"@ATTRS@"', expectedAttributesJson(l.attributes));
+    traceState: l.context.traceState?.serialize() || undefined,
+    flags: expectedFlags(l.context.traceFlags, l.context.isRemote) || undefined,
+    attributes: attributes === '{}' ? undefined : '@ATTRS@',
+    droppedAttributesCount: l.droppedAttributesCount || undefined,
+  }).replace('"@ATTRS@"', attributes);
 }
 
 /** A SpanRow as comparableRows() shows it, computed from the ReadableSpan. */

@@ -152,10 +152,10 @@ describe('decoding requests encoded by protobufjs', () => {
       scopeAttributes: '{"s":true}',
       events:
         `[{"timeUnixNano":"${START + 10n}","name":"ev","attributes":{"a":1},"droppedAttributesCount":2},` +
-        '{"timeUnixNano":"0","name":"","attributes":{},"droppedAttributesCount":0}]',
+        '{"timeUnixNano":"0","name":""}]',
       links:
         `[{"traceId":"${'ab'.repeat(16)}","spanId":"${'cd'.repeat(8)}","traceState":"k=v","flags":257,"attributes":{"l":"v"},"droppedAttributesCount":3},` +
-        '{"traceId":"010203","spanId":"","traceState":"","flags":0,"attributes":{},"droppedAttributesCount":0}]',
+        '{"traceId":"010203","spanId":""}]',
       droppedAttributesCount: 11,
       droppedEventsCount: 12,
       droppedLinksCount: 13,
