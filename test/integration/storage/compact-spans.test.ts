@@ -82,6 +82,8 @@ describe('migration 000007', () => {
       );
       expect(columns.rows.map((r) => r.attname)).not.toContain('end_time');
       expect(columns.rows.map((r) => r.attname)).not.toContain('end_time_unix_nano');
+      const red = await oldDb.query(`SELECT reloptions FROM pg_class WHERE oid = 'red_minute'::regclass`);
+      expect(red.rows).toEqual([{ reloptions: ['fillfactor=50'] }]);
       const viewAfter = await oldDb.query(
         `SELECT span_id, end_time, duration_ms FROM span_view WHERE tenant = 'old' ORDER BY span_id`,
       );
