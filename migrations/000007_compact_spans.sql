@@ -21,8 +21,8 @@
 -- Partitions created before this migration keep the dropped columns' bytes until they are
 -- dropped by retention (DROP COLUMN only hides them); new partitions never have them. Every
 -- instance writing to the database must run this version: an older writer's COPY names the
--- dropped columns, so its writes fail and it answers 503 (clients retry, through nginx on the
--- upgraded instances) until it is replaced, as after 000005.
+-- dropped columns, so its writes fail and it answers 503 (clients retry; behind nginx a retry may
+-- reach an upgraded instance) until it is replaced, as after 000005.
 -- Citus note (DESIGN decision 10): nothing here touches the distribution column.
 
 CREATE FUNCTION tracehouse_nanos_to_timestamptz(unix_nano bigint)
