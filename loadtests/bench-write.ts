@@ -165,33 +165,33 @@ function toUnnestParams(batch: SpanBatch): unknown[] {
   const ts = new TimestampFormatter();
   const cols: unknown[][] = Array.from({ length: SPAN_COLUMNS.length }, () => new Array(batch.rows.length));
   batch.rows.forEach((r, i) => {
-    const values = [
-      batch.tenant,
-      r.traceId,
-      r.spanId,
-      r.parentSpanId,
-      r.traceState,
-      r.flags,
-      r.name,
-      r.kind,
-      r.serviceName,
-      ts.format(r.startTimeUnixNano),
-      ts.format(r.endTimeUnixNano),
-      r.startTimeUnixNano,
-      r.endTimeUnixNano,
-      r.endTimeUnixNano - r.startTimeUnixNano,
-      r.statusCode,
-      r.statusMessage,
-      r.attributes,
-      r.events,
-      r.links,
-      r.droppedAttributesCount,
-      r.droppedEventsCount,
-      r.droppedLinksCount,
-      r.samplingWeight,
-      computeResourceId(r),
-      attributeSetIdOf(r.sharedAttributes),
-    ];
+    // Keyed by column, so the compiler keeps it in step with SPAN_COLUMNS.
+    const byColumn: Record<(typeof SPAN_COLUMNS)[number], unknown> = {
+      tenant: batch.tenant,
+      trace_id: r.traceId,
+      span_id: r.spanId,
+      parent_span_id: r.parentSpanId,
+      trace_state: r.traceState,
+      flags: r.flags,
+      name: r.name,
+      kind: r.kind,
+      service_name: r.serviceName,
+      start_time: ts.format(r.startTimeUnixNano),
+      start_time_unix_nano: r.startTimeUnixNano,
+      duration_ns: r.endTimeUnixNano - r.startTimeUnixNano,
+      status_code: r.statusCode,
+      status_message: r.statusMessage,
+      attributes: r.attributes,
+      events: r.events,
+      links: r.links,
+      dropped_attributes_count: r.droppedAttributesCount,
+      dropped_events_count: r.droppedEventsCount,
+      dropped_links_count: r.droppedLinksCount,
+      sampling_weight: r.samplingWeight,
+      resource_id: computeResourceId(r),
+      attribute_set_id: attributeSetIdOf(r.sharedAttributes),
+    };
+    const values = SPAN_COLUMNS.map((c) => byColumn[c]);
     for (let c = 0; c < SPAN_COLUMNS.length; c++) cols[c][i] = values[c];
   });
   return cols;

@@ -22,16 +22,20 @@
 -- dropped by retention (DROP COLUMN only hides them); new partitions never have them. Every
 -- instance writing to the database must run this version: an older writer's COPY names the
 -- dropped columns, so its writes fail and it answers 503 (clients retry; behind nginx a retry may
--- reach an upgraded instance) until it is replaced, as after 000005.
+-- reach an upgraded instance), and its span reads fail too, until it is replaced, as after 000005.
 -- Citus note (DESIGN decision 10): nothing here touches the distribution column.
 
+-- Whole seconds and microseconds apart, so every product stays exact (a bigint times an interval is
+-- computed in float8), and only immutable operators, so PostgreSQL inlines it into span_view.
 CREATE FUNCTION tracehouse_nanos_to_timestamptz(unix_nano bigint)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN 'epoch'::timestamptz + (unix_nano / 1000) * interval '1 microsecond';
+RETURN ('epoch'::timestamp + (unix_nano / 1000000000) * interval '1 second'
+        + ((unix_nano / 1000) % 1000000) * interval '1 microsecond') AT TIME ZONE 'UTC';
 
 COMMENT ON FUNCTION tracehouse_nanos_to_timestamptz(bigint) IS
-  'Nanoseconds since the Unix epoch as a timestamptz, floored to the microsecond (exact below year 2262).';
+  'Nanoseconds since the Unix epoch (not before 1970) as a timestamptz, truncated to the microsecond; exact up '
+  'to the largest bigint (2262-04-11).';
 
 -- ---- derived time columns ------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@
  *   `{"traceId":"<hex>","spanId":"<hex>","traceState":"…","flags":n,"attributes":{…},"droppedAttributesCount":n}`
  *   (ids are lowercase hex of the bytes received; an OTLP/JSON link id that is not valid hex is stored
  *   as ""; flags is the fixed32 as an unsigned number)
+ * - in both, a field at its OTLP default (attributes {}, droppedAttributesCount 0, traceState "",
+ *   flags 0) is left out, as OTLP/JSON does (migrations/000007)
  */
 
 import { appendToSetKey, type AttributeSharing } from './attribute-sharing.js';

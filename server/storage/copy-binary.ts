@@ -41,8 +41,7 @@ interface Utf8Writable {
 }
 
 /** The fixed part of a row: field count, one length word per column, and every fixed-size value. */
-const FIXED_ROW_BYTES =
-  2 + SPAN_COLUMNS.length * 4 + 16 + 8 + 8 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 2 + 4 * 3 + 8 + 8 + 8 + 3; // + 3 jsonb versions
+const FIXED_ROW_BYTES = 2 + SPAN_COLUMNS.length * 4 + 16 + 8 + 8 + 4 + 2 + 8 + 8 + 8 + 2 + 4 * 3 + 8 + 8 + 8 + 3; // + 3 jsonb versions
 
 /**
  * Buffers sized to the batch: a chunk is as large as what is expected to remain (at most

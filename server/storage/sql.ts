@@ -304,33 +304,34 @@ ${RED_ON_CONFLICT}
 SELECT 1`;
 
 /** PostgreSQL array types of SPAN_COLUMNS, in order, for the unnest() variant. */
-const SPAN_COLUMN_ARRAY_TYPES = [
-  'text[]',
-  'bytea[]',
-  'bytea[]',
-  'bytea[]',
-  'text[]',
-  'integer[]',
-  'text[]',
-  'smallint[]',
-  'text[]',
-  'timestamptz[]',
-  'timestamptz[]',
-  'bigint[]',
-  'bigint[]',
-  'bigint[]',
-  'smallint[]',
-  'text[]',
-  'jsonb[]',
-  'jsonb[]',
-  'jsonb[]',
-  'integer[]',
-  'integer[]',
-  'integer[]',
-  'float8[]',
-  'bigint[]',
-  'bigint[]',
-] as const;
+/** Each span column's type: a Record, so the compiler keeps it in step with SPAN_COLUMNS. */
+const SPAN_COLUMN_TYPES: Record<(typeof SPAN_COLUMNS)[number], string> = {
+  tenant: 'text',
+  trace_id: 'bytea',
+  span_id: 'bytea',
+  parent_span_id: 'bytea',
+  trace_state: 'text',
+  flags: 'integer',
+  name: 'text',
+  kind: 'smallint',
+  service_name: 'text',
+  start_time: 'timestamptz',
+  start_time_unix_nano: 'bigint',
+  duration_ns: 'bigint',
+  status_code: 'smallint',
+  status_message: 'text',
+  attributes: 'jsonb',
+  events: 'jsonb',
+  links: 'jsonb',
+  dropped_attributes_count: 'integer',
+  dropped_events_count: 'integer',
+  dropped_links_count: 'integer',
+  sampling_weight: 'float8',
+  resource_id: 'bigint',
+  attribute_set_id: 'bigint',
+};
+
+const SPAN_COLUMN_ARRAY_TYPES = SPAN_COLUMNS.map((c) => `${SPAN_COLUMN_TYPES[c]}[]`);
 
 /**
  * The single-statement alternative measured by loadtests/bench-write.ts: one parameter per column

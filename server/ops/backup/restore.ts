@@ -216,6 +216,12 @@ async function restoreWhole(
     );
     step = 'applying grants';
     await applyAcls(pgRestore, options, manifest, target, reporter);
+    step = 'migrating to the current schema';
+    const migrated = await migrate(options.databaseUrl);
+    if (migrated.applied.length > 0) {
+      reporter.progress(`applied migrations ${migrated.applied.map((m) => m.version).join(', ')}`);
+    }
+    // After migrating: the rebuild's SQL is this tracehouse's, written for the current schema.
     if (!manifest.catalog.summaries) {
       step = 'rebuilding the trace summaries';
       reporter.progress(step);
@@ -223,11 +229,6 @@ async function restoreWhole(
       reporter.progress(
         `rebuilt ${formatCount(rebuilt.traces)} trace summaries, ${formatCount(rebuilt.operations)} operations`,
       );
-    }
-    step = 'migrating to the current schema';
-    const migrated = await migrate(options.databaseUrl);
-    if (migrated.applied.length > 0) {
-      reporter.progress(`applied migrations ${migrated.applied.map((m) => m.version).join(', ')}`);
     }
     step = 'ANALYZE';
     await target.analyze();
