@@ -16,10 +16,11 @@
 import type { SpanRow } from '../decode/types.js';
 import type { EncodedRows } from './copy-text.js';
 import { TimestampFormatter } from './copy-text.js';
-import { collectAttributeSet, type WriteSets } from './attribute-set-id.js';
+import { attributeSetIdOf } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import { SPAN_COLUMNS } from './sql.js';
 import type { SpanBatch } from './types.js';
+import { collectCatalogRow, newWriteCatalog, type WriteCatalog } from './write-catalog.js';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEADER_BYTES = SIGNATURE.length + 8;
@@ -153,9 +154,9 @@ class ChunkWriter {
   }
 }
 
-/** Binary COPY data, and the write's distinct attribute sets met on the way. */
+/** Binary COPY data, and the write's distinct resources and attribute sets met on the way. */
 export interface EncodedBinaryRows extends EncodedRows {
-  attributeSets: WriteSets;
+  catalog: WriteCatalog;
 }
 
 /** Encodes every row of every batch for COPY spans (…) FROM STDIN (FORMAT binary). */
@@ -172,7 +173,7 @@ export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedBinaryRo
   const out = new ChunkWriter(expected);
   const days = new Set<number>();
   const resourceIds = new ResourceIdResolver();
-  const attributeSets: WriteSets = new Map();
+  const catalog = newWriteCatalog();
   let rowCount = 0;
   out.reserve(HEADER_BYTES);
   SIGNATURE.copy(out.buf, 0);
@@ -180,19 +181,27 @@ export function encodeCopyBinary(batches: readonly SpanBatch[]): EncodedBinaryRo
   out.int32(0); // flags: no OIDs
   out.int32(0); // header extension length
   for (const batch of batches) {
+    let lastResourceId: bigint | undefined;
     for (const row of batch.rows) {
       const startUs = TimestampFormatter.micros(row.startTimeUnixNano);
       days.add(Math.floor(startUs / US_PER_DAY));
       out.reserve(FIXED_ROW_BYTES + 3 * lengths[rowCount]);
-      const setId = collectAttributeSet(attributeSets, batch.tenant, row.sharedAttributes);
-      writeRow(out, batch.tenant, row, startUs, resourceIds.idOf(row), setId);
+      const resourceId = resourceIds.idOf(row);
+      // Rows of one resource come in runs: a resource is looked up once per run.
+      if (resourceId !== lastResourceId) {
+        lastResourceId = resourceId;
+        collectCatalogRow(catalog.resources, batch.tenant, resourceId, resourceIds.last!);
+      }
+      const setId = attributeSetIdOf(row.sharedAttributes);
+      if (setId !== null) collectCatalogRow(catalog.attributeSets, batch.tenant, setId, row.sharedAttributes);
+      writeRow(out, batch.tenant, row, startUs, resourceId, setId);
       rowCount++;
     }
   }
   out.reserve(2);
   out.int16(-1);
   out.flush();
-  return { chunks: out.chunks, rowCount, days, attributeSets };
+  return { chunks: out.chunks, rowCount, days, catalog };
 }
 
 /** UTF-16 units of every string field: at most 3 UTF-8 bytes each. */

@@ -7,9 +7,10 @@
  * rows send \N there (the staging INSERT stores each resource and attribute set once).
  */
 import type { SpanRow } from '../decode/types.js';
-import { attributeSetIdOf, type CommittedSets } from './attribute-set-id.js';
+import { attributeSetIdOf } from './attribute-set-id.js';
 import { ResourceIdResolver } from './resource-id.js';
 import type { SpanBatch } from './types.js';
+import type { CommittedCatalog } from './write-catalog.js';
 
 const CHUNK_CHARS = 1 << 20;
 const NEEDS_ESCAPE = /[\\\n\r\t]/;
@@ -67,15 +68,15 @@ const US_PER_DAY = 86_400_000_000;
 
 /**
  * Encodes every row of every batch, in STAGE_COLUMNS order; with `staged: false`, in SPAN_COLUMNS
- * order (no resource or attribute set columns: what a raw COPY into spans takes). The texts of
- * attribute sets in `committedSets` are not sent (already stored). Does not mutate the batches.
+ * order (no resource or attribute set columns: what a raw COPY into spans takes). Resources and
+ * attribute sets in `committed` are not sent (already stored). Does not mutate the batches.
  */
 export function encodeCopyRows(
   batches: readonly SpanBatch[],
-  options: { staged?: boolean; committedSets?: CommittedSets } = {},
+  options: { staged?: boolean; committed?: CommittedCatalog } = {},
 ): EncodedRows {
   const staged = options.staged ?? true;
-  const committedSets = options.committedSets;
+  const committed = options.committed;
   const chunks: Buffer[] = [];
   const days = new Set<number>();
   const timestamps = new TimestampFormatter();
@@ -93,13 +94,13 @@ export function encodeCopyRows(
       let tail = '\n';
       if (staged) {
         const resourceKey = `${resourceId}\t${batch.tenant}`;
-        if (sentResources.has(resourceKey)) tail = NO_RESOURCE;
+        if (sentResources.has(resourceKey) || committed?.resources.has(batch.tenant, resourceId)) tail = NO_RESOURCE;
         else {
           sentResources.add(resourceKey);
           tail = encodeResource(row);
         }
         const setKey = `${setId}\t${batch.tenant}`;
-        if (setId === null || sentSets.has(setKey) || committedSets?.has(batch.tenant, setId)) tail += NO_SET;
+        if (setId === null || sentSets.has(setKey) || committed?.attributeSets.has(batch.tenant, setId)) tail += NO_SET;
         else {
           sentSets.add(setKey);
           tail += `\t${escapeCopyText(row.sharedAttributes)}\n`;

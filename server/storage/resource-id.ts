@@ -25,6 +25,11 @@ export class ResourceIdResolver {
   #last: ResourceFields | undefined;
   #lastId = 0n;
 
+  /** The resource fields of the last row resolved (its own strings, not the row). */
+  get last(): ResourceFields | undefined {
+    return this.#last;
+  }
+
   idOf(row: ResourceFields): bigint {
     const last = this.#last;
     if (

@@ -14,8 +14,8 @@
  * - which UTC days are known to have a partition, so the common case costs no catalog lookups.
  *   The cache can go stale (maintenance dropped a partition); a write that then hits "no partition"
  *   (SQLSTATE 23514) forgets its days, creates them and retries once;
- * - which attribute sets are known to be stored (CommittedSets), so a write sends only new ones;
- *   forgotten whenever the pool opens a connection or a write fails.
+ * - which resources and attribute sets are known to be stored (CommittedCatalog), so a write sends
+ *   only new ones; forgotten whenever the pool opens a connection or a write fails.
  *
  * Round trips per write: copy: BEGIN, COPY, summaries, COMMIT; staged: BEGIN, COPY, then INSERT and
  * COMMIT sent in one message.
@@ -25,7 +25,6 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import pgCopyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
-import { CommittedSets } from './attribute-set-id.js';
 import { encodeCopyBinary, type EncodedBinaryRows } from './copy-binary.js';
 import { encodeCopyRows } from './copy-text.js';
 import { MS_PER_DAY } from './partitions.js';
@@ -41,6 +40,7 @@ import {
 } from './sql.js';
 import type { PartitionManager, SpanBatch, SpanWriter, WriteOutcome } from './types.js';
 import { summarizeWrite } from './write-summaries.js';
+import { CommittedCatalog } from './write-catalog.js';
 
 /** Staged writes of one batch before a deadlock is passed on (each costs PostgreSQL's deadlock_timeout). */
 const STAGED_ATTEMPTS = 5;
@@ -51,22 +51,22 @@ export class PgSpanWriter implements SpanWriter {
   readonly #log: Logger;
   readonly #staged = new WeakSet<pg.PoolClient>();
   readonly #knownDays = new Set<number>();
-  readonly #committedSets = new CommittedSets();
+  readonly #committed = new CommittedCatalog();
 
   constructor(pool: pg.Pool, partitions: PartitionManager, log: Logger) {
     this.#pool = pool;
     this.#partitions = partitions;
     this.#log = log;
     // A new connection may reach another server (a failover, a promoted replica that missed the
-    // last commits): what was committed before is not known there, so the sets are sent again.
-    pool.on('connect', () => this.#committedSets.clear());
+    // last commits): what was committed before is not known there, so the catalog rows are sent again.
+    pool.on('connect', () => this.#committed.clear());
   }
 
   async write(batches: readonly SpanBatch[]): Promise<WriteOutcome> {
     try {
       return await this.#write(batches);
     } catch (err) {
-      this.#committedSets.clear(); // whatever failed, the next write proves its sets again
+      this.#committed.clear(); // whatever failed, the next write proves its catalog rows again
       throw err;
     }
   }
@@ -99,7 +99,7 @@ export class PgSpanWriter implements SpanWriter {
   async #insert(batches: readonly SpanBatch[], encoded: EncodedBinaryRows): Promise<WriteOutcome> {
     try {
       await this.#copyDirect(encoded, batches);
-      this.#committedSets.addAll(encoded.attributeSets);
+      this.#committed.addAll(encoded.catalog);
       return { inserted: encoded.rowCount, duplicates: 0, path: 'copy' };
     } catch (err) {
       if (!isKeyCollision(err)) throw err;
@@ -107,7 +107,7 @@ export class PgSpanWriter implements SpanWriter {
     for (let attempt = 1; ; attempt++) {
       try {
         const inserted = await this.#insertStaged(batches);
-        this.#committedSets.addAll(encoded.attributeSets);
+        this.#committed.addAll(encoded.catalog);
         return { inserted, duplicates: encoded.rowCount - inserted, path: 'staged' };
       } catch (err) {
         if (!isDeadlock(err) || attempt >= STAGED_ATTEMPTS) throw err;
@@ -127,12 +127,12 @@ export class PgSpanWriter implements SpanWriter {
   }
 
   /**
-   * Which attribute sets a write may leave out is decided once it holds its connection: opening
-   * one clears the committed sets (see the constructor).
+   * Which catalog rows a write may leave out is decided once it holds its connection: opening one
+   * clears the committed catalog (see the constructor).
    */
   async #copyDirect(encoded: EncodedBinaryRows, batches: readonly SpanBatch[]): Promise<void> {
     await withClient(this.#pool, async (client) => {
-      const summaries = summarizeWrite(batches, encoded.attributeSets, this.#committedSets);
+      const summaries = summarizeWrite(batches, encoded.catalog, this.#committed);
       await client.query('BEGIN');
       try {
         await pipeline(Readable.from(encoded.chunks), client.query(pgCopyStreams.from(COPY_BINARY_INTO_SPANS)));
@@ -153,7 +153,7 @@ export class PgSpanWriter implements SpanWriter {
 
   async #insertStaged(batches: readonly SpanBatch[]): Promise<number> {
     return withClient(this.#pool, async (client) => {
-      const encoded = encodeCopyRows(batches, { committedSets: this.#committedSets });
+      const encoded = encodeCopyRows(batches, { committed: this.#committed });
       if (!this.#staged.has(client)) {
         await client.query(CREATE_STAGE);
         this.#staged.add(client);

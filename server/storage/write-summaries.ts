@@ -9,10 +9,10 @@
  * the way. The SQL side sorts the rows into the same lock order as the staging write.
  */
 import { TimestampFormatter } from './copy-text.js';
-import type { CommittedSets, WriteSets } from './attribute-set-id.js';
-import { ResourceIdResolver } from './resource-id.js';
 import { RED_BUCKET_BOUNDS_NS } from './red-sql.js';
+import type { ResourceFields } from './resource-id.js';
 import type { SpanBatch } from './types.js';
+import type { CatalogRows, CommittedCatalog, CommittedIds, WriteCatalog } from './write-catalog.js';
 
 /** The five JSON texts, parameters $1..$5 of UPSERT_SUMMARIES. */
 export interface WriteSummaries {
@@ -69,22 +69,18 @@ interface OperationEntry {
 }
 
 /**
- * One pass over the rows. Rows of one trace, one resource and one operation come in runs (an
- * exporter sends them together), so the last trace and resource are remembered, and operations are
- * found through nested maps (tenant → service → name → kind) instead of a built key per row.
+ * One pass over the rows. Rows of one trace and one operation come in runs (an exporter sends them
+ * together), so the last trace is remembered, and operations are found through nested maps (tenant
+ * → service → name → kind) instead of a built key per row.
  */
 class Summarizer {
-  readonly resources = new Map<string, string>();
   readonly traces = new Map<string, TraceSummary>();
   readonly operations: OperationEntry[] = [];
   readonly #operationIndex = new Map<string, Map<string, Map<string, OperationEntry[]>>>();
-  readonly #resourceIds = new ResourceIdResolver();
-  #lastResource = '';
   #lastTraceId: Buffer | undefined;
   #lastTrace: TraceSummary | undefined;
 
   add(tenant: string, row: Row): void {
-    this.#addResource(tenant, row);
     this.#trace(tenant, row);
     const operation = this.#operation(tenant, row);
     const start = row.startTimeUnixNano;
@@ -110,20 +106,6 @@ class Summarizer {
       minutes.set(minuteNs, minute);
     }
     addToMinute(minute, row.endTimeUnixNano - start, row.samplingWeight);
-  }
-
-  #addResource(tenant: string, row: Row): void {
-    const id = this.#resourceIds.idOf(row);
-    const key = `${tenant}\u0000${id}`;
-    if (key === this.#lastResource || this.resources.has(key)) return;
-    this.#lastResource = key;
-    // The attribute fields are JSON texts already (decode's contract): embedded as they are.
-    this.resources.set(
-      key,
-      `{"tenant":${JSON.stringify(tenant)},"id":"${id}",` +
-        `"attributes":${row.resourceAttributes},"scope_name":${JSON.stringify(row.scopeName)},` +
-        `"scope_version":${JSON.stringify(row.scopeVersion)},"scope_attributes":${row.scopeAttributes}}`,
-    );
   }
 
   #trace(tenant: string, row: Row): void {
@@ -178,13 +160,13 @@ class Summarizer {
 }
 
 /**
- * The summaries of a write whose distinct attribute sets are `sets` (encodeCopyBinary collects
- * them); sets in `committedSets` are left out (already stored).
+ * The summaries of a write whose distinct resources and attribute sets are `catalog`
+ * (encodeCopyBinary collects them); rows in `committed` are left out (already stored).
  */
 export function summarizeWrite(
   batches: readonly SpanBatch[],
-  sets: WriteSets,
-  committedSets?: CommittedSets,
+  catalog: WriteCatalog,
+  committed?: CommittedCatalog,
 ): WriteSummaries {
   const summarizer = new Summarizer();
   for (const { tenant, rows } of batches) {
@@ -195,8 +177,8 @@ export function summarizeWrite(
     for (const byMinute of operation.minutes) if (byMinute !== undefined) minutes.push(...byMinute.values());
   }
   return {
-    resources: `[${[...summarizer.resources.values()].join(',')}]`,
-    attributeSets: attributeSetsJson(sets, committedSets),
+    resources: catalogJson(catalog.resources, committed?.resources, resourceJson),
+    attributeSets: catalogJson(catalog.attributeSets, committed?.attributeSets, attributeSetJson),
     traces: tracesJson(summarizer.traces.values()),
     operations: operationsJson(summarizer.operations.map((o) => o.summary)),
     redMinutes: redJson(minutes),
@@ -205,16 +187,30 @@ export function summarizeWrite(
 
 type Row = SpanBatch['rows'][number];
 
-function attributeSetsJson(sets: WriteSets, committedSets: CommittedSets | undefined): string {
+/** The catalog rows not in `committed`, as one JSON array of `rowJson`s. */
+function catalogJson<T>(
+  rows: CatalogRows<T>,
+  committed: CommittedIds | undefined,
+  rowJson: (tenant: string, id: bigint, row: T) => string,
+): string {
   const out: string[] = [];
-  for (const [tenant, ofTenant] of sets) {
-    for (const [id, json] of ofTenant) {
-      if (committedSets?.has(tenant, id)) continue;
-      // The set's text is JSON already (decode's contract): embedded as it is.
-      out.push(`{"tenant":${JSON.stringify(tenant)},"id":"${id}","attributes":${json}}`);
-    }
+  for (const [tenant, ofTenant] of rows) {
+    for (const [id, row] of ofTenant) if (!committed?.has(tenant, id)) out.push(rowJson(tenant, id, row));
   }
   return `[${out.join(',')}]`;
+}
+
+// The attribute fields and set texts are JSON texts already (decode's contract): embedded as they are.
+function resourceJson(tenant: string, id: bigint, r: ResourceFields): string {
+  return (
+    `{"tenant":${JSON.stringify(tenant)},"id":"${id}",` +
+    `"attributes":${r.resourceAttributes},"scope_name":${JSON.stringify(r.scopeName)},` +
+    `"scope_version":${JSON.stringify(r.scopeVersion)},"scope_attributes":${r.scopeAttributes}}`
+  );
+}
+
+function attributeSetJson(tenant: string, id: bigint, json: string): string {
+  return `{"tenant":${JSON.stringify(tenant)},"id":"${id}","attributes":${json}}`;
 }
 
 /** The same aggregates as UPSERT_TRACES_FROM_INS: the root is the earliest parentless span. */

@@ -67,12 +67,13 @@ describe('attribute sets', () => {
     expect(rows.rows).toEqual([{ spans: 11, resolved: 11, repeated: 0 }]);
   });
 
-  it('sends its sets again once its connections are new: a failed-over server may lack them', async () => {
+  it('sends its sets and resources again once its connections are new: a failed-over server may lack them', async () => {
     const storage = await newStorage();
     const tenant = 'sets-failover';
     await storage.writer.write([{ tenant, rows: makeTrace(2, { sharedAttributes: GET_ORDERS, attributes: '{}' }) }]);
-    // The server the writer reconnects to lost the last commits, the set among them.
+    // The server the writer reconnects to lost the last commits, the set and the resource among them.
     await db.query('DELETE FROM attribute_sets WHERE tenant = $1', [tenant]);
+    await db.query('DELETE FROM resources WHERE tenant = $1', [tenant]);
     await db.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE application_name = 'tracehouse' AND datname = current_database()`,
@@ -93,6 +94,14 @@ describe('attribute sets', () => {
     expect(rows.map((row) => row.attributes)).toEqual([
       { 'http.method': 'GET', 'http.route': '/orders' },
       { 'http.method': 'GET', 'http.route': '/orders' },
+    ]);
+    const resources = await db.query('SELECT resource_attributes FROM span_view WHERE tenant = $1 AND trace_id = $2', [
+      tenant,
+      hex(later),
+    ]);
+    expect(resources.rows.map((row) => row.resource_attributes)).toEqual([
+      JSON.parse(later[0].resourceAttributes),
+      JSON.parse(later[1].resourceAttributes),
     ]);
   });
 

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { attributeSetIdOf, CommittedSets, computeAttributeSetId } from '../../../server/storage/attribute-set-id.js';
+import { attributeSetIdOf, computeAttributeSetId } from '../../../server/storage/attribute-set-id.js';
 import { encodeCopyBinary } from '../../../server/storage/copy-binary.js';
 import { encodeCopyRows } from '../../../server/storage/copy-text.js';
 import { STAGE_COLUMNS } from '../../../server/storage/sql.js';
 import type { SpanBatch } from '../../../server/storage/types.js';
+import { CommittedCatalog } from '../../../server/storage/write-catalog.js';
 import { summarizeWrite } from '../../../server/storage/write-summaries.js';
 import { makeRow } from '../../integration/storage/span-rows.js';
 
@@ -11,15 +12,20 @@ const GET = '{"http.method":"GET"}';
 const PUT = '{"http.method":"PUT"}';
 
 /** The attribute_set column of each staged COPY text row. */
-function stagedSets(batches: SpanBatch[], committedSets?: CommittedSets): string[] {
-  const text = Buffer.concat(encodeCopyRows(batches, { committedSets }).chunks).toString('utf8');
+function stagedSets(batches: SpanBatch[], committed?: CommittedCatalog): string[] {
+  return stagedColumn(batches, STAGE_COLUMNS.length - 1, committed);
+}
+
+/** Column `index` of each staged COPY text row. */
+function stagedColumn(batches: SpanBatch[], index: number, committed?: CommittedCatalog): string[] {
+  const text = Buffer.concat(encodeCopyRows(batches, { committed }).chunks).toString('utf8');
   return text
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => {
       const fields = line.split('\t');
       expect(fields).toHaveLength(STAGE_COLUMNS.length);
-      return fields.at(-1)!;
+      return fields[index];
     });
 }
 
@@ -32,15 +38,15 @@ describe('attribute set ids', () => {
   });
 });
 
-describe('CommittedSets', () => {
+describe('CommittedCatalog', () => {
   it('leaves sets already committed out of the summaries and the staged rows, per tenant', () => {
     const batches: SpanBatch[] = [
       { tenant: 'a', rows: [makeRow({ sharedAttributes: GET }), makeRow({ sharedAttributes: PUT }), makeRow()] },
       { tenant: 'b', rows: [makeRow({ sharedAttributes: GET })] },
     ];
-    const setsOf = (committed?: CommittedSets) =>
+    const setsOf = (committed?: CommittedCatalog) =>
       (
-        JSON.parse(summarizeWrite(batches, encodeCopyBinary(batches).attributeSets, committed).attributeSets) as Array<{
+        JSON.parse(summarizeWrite(batches, encodeCopyBinary(batches).catalog, committed).attributeSets) as Array<{
           tenant: string;
           attributes: unknown;
         }>
@@ -51,11 +57,40 @@ describe('CommittedSets', () => {
     expect(setsOf()).toEqual([`a ${GET}`, `a ${PUT}`, `b ${GET}`]);
     expect(stagedSets(batches)).toEqual([GET, PUT, '\\N', GET]);
 
-    const committed = new CommittedSets();
-    committed.addAll(encodeCopyBinary([{ tenant: 'a', rows: [makeRow({ sharedAttributes: GET })] }]).attributeSets);
-    expect(committed.has('a', attributeSetIdOf(GET)!)).toBe(true);
-    expect(committed.has('b', attributeSetIdOf(GET)!)).toBe(false);
+    const committed = new CommittedCatalog();
+    committed.addAll(encodeCopyBinary([{ tenant: 'a', rows: [makeRow({ sharedAttributes: GET })] }]).catalog);
+    expect(committed.attributeSets.has('a', attributeSetIdOf(GET)!)).toBe(true);
+    expect(committed.attributeSets.has('b', attributeSetIdOf(GET)!)).toBe(false);
     expect(setsOf(committed)).toEqual([`a ${PUT}`, `b ${GET}`]);
     expect(stagedSets(batches, committed)).toEqual(['\\N', PUT, '\\N', GET]);
+  });
+
+  it('leaves resources already committed out of the summaries and the staged rows, per tenant', () => {
+    const BILLING = '{"service.name":"billing"}';
+    const batches: SpanBatch[] = [
+      { tenant: 'a', rows: [makeRow(), makeRow(), makeRow({ resourceAttributes: BILLING })] },
+      { tenant: 'b', rows: [makeRow()] },
+    ];
+    const resourcesOf = (committed?: CommittedCatalog) =>
+      (
+        JSON.parse(summarizeWrite(batches, encodeCopyBinary(batches).catalog, committed).resources) as Array<{
+          tenant: string;
+          attributes: unknown;
+        }>
+      )
+        .map((r) => `${r.tenant} ${JSON.stringify(r.attributes)}`)
+        .sort();
+    const resourceColumn = STAGE_COLUMNS.indexOf('resource_attributes');
+    const plain = makeRow().resourceAttributes;
+
+    expect(resourcesOf()).toEqual([`a ${BILLING}`, `a ${plain}`, `b ${plain}`].sort());
+    expect(stagedColumn(batches, resourceColumn)).toEqual([plain, '\\N', BILLING, plain]);
+
+    const committed = new CommittedCatalog();
+    committed.addAll(encodeCopyBinary([{ tenant: 'a', rows: [makeRow()] }]).catalog);
+    expect(resourcesOf(committed)).toEqual([`a ${BILLING}`, `b ${plain}`]);
+    expect(stagedColumn(batches, resourceColumn, committed)).toEqual(['\\N', '\\N', BILLING, plain]);
+    committed.clear();
+    expect(resourcesOf(committed)).toEqual(resourcesOf());
   });
 });
