@@ -4,14 +4,12 @@
  * chosen days, whose trace summaries the restore rebuilds once it has migrated the schema) and day
  * by day into a live database (the staging table takes the older columns and ignores them).
  */
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runOpsCommand } from '../../../server/cli-ops.js';
 import { loadConfig } from '../../../server/config.js';
-import { listMigrations, migrate } from '../../../server/storage/migrate.js';
 import { useTestDatabase } from '../../helpers/db.js';
+import { CREATE_PARTITION_20300115, migrateUpTo, SUMMARIZE_BEFORE_000007 } from '../../helpers/older-schema.js';
 import { captureIo, queryOnce, useExtraDatabases, useTempDirs } from './backup-helpers.js';
 
 const oldDb = useTestDatabase({ empty: true });
@@ -45,17 +43,8 @@ async function readBack(url: string): Promise<{ spans: unknown[]; summary: unkno
 
 beforeAll(async () => {
   // A database at schema 6, with one trace stored as a 000006 writer stored it.
-  const dir = await mkdtemp(path.join(tmpdir(), 'th-migrations-'));
-  try {
-    for (const m of listMigrations().filter((m) => m.version < 7)) {
-      await copyFile(m.file, path.join(dir, path.basename(m.file)));
-    }
-    await migrate(oldDb.connectionString, undefined, { dir });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-  await oldDb.query(`CREATE TABLE spans_20300115 PARTITION OF spans
-                       FOR VALUES FROM ('2030-01-15 00:00:00+00') TO ('2030-01-16 00:00:00+00')`);
+  await migrateUpTo(oldDb.connectionString, 6);
+  await oldDb.query(CREATE_PARTITION_20300115);
   await oldDb.query(
     `INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
                         start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, resource_id)
@@ -66,11 +55,7 @@ beforeAll(async () => {
        FROM generate_series(1, ${SPANS}) AS g,
             LATERAL (SELECT ${START_NS}::bigint + g * 1000 AS s, 1000000007::bigint * g AS d) x`,
   );
-  await oldDb.query(
-    `INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count)
-     SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano), count(*)
-       FROM spans GROUP BY 1, 2`,
-  );
+  await oldDb.query(SUMMARIZE_BEFORE_000007);
   backupDir = path.join(await tempDir(), 'v6-day');
   const backup = await run('backup', ['--out', backupDir, '--partition', DAY], oldDb.connectionString);
   expect(backup.code, backup.err).toBe(0);

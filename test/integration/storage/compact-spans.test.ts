@@ -4,14 +4,12 @@
  * default. Covers spans stored before the migration (they read the same after it), span_view, and a
  * day restore of rows dumped before it.
  */
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEvents, parseLinks, toTraceSpan } from '../../../server/query/trace-model.js';
-import { listMigrations, migrate } from '../../../server/storage/migrate.js';
+import { migrate } from '../../../server/storage/migrate.js';
 import { RestoreTarget } from '../../../server/storage/restore-queries.js';
 import { useTestDatabase } from '../../helpers/db.js';
+import { CREATE_PARTITION_20300115, migrateUpTo, SUMMARIZE_BEFORE_000007 } from '../../helpers/older-schema.js';
 import { BASE_NS, makeRow, makeTrace } from './span-rows.js';
 import { useStorage } from './storage-fixture.js';
 
@@ -30,74 +28,61 @@ const LINKS_EXPLICIT =
 
 describe('migration 000007', () => {
   it('keeps end, duration, events and links of spans stored before it exactly as they read', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'th-migrations-'));
-    try {
-      for (const m of listMigrations().filter((m) => m.version < 7)) {
-        await copyFile(m.file, path.join(dir, path.basename(m.file)));
-      }
-      await migrate(oldDb.connectionString, undefined, { dir });
-      const before = await newStorageOnOld();
-      const old = makeTrace(3, {
-        startTimeUnixNano: BASE_NS + 123_456_789n,
-        endTimeUnixNano: BASE_NS + 2_000_000_210n,
-      });
-      await oldDb.query(`CREATE TABLE spans_20300115 PARTITION OF spans
-                           FOR VALUES FROM ('2030-01-15 00:00:00+00') TO ('2030-01-16 00:00:00+00')`);
-      // As a 000006 writer stored them: all five time columns, every default written out.
-      for (const [i, row] of old.entries()) {
-        await oldDb.query(
-          `INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
-                              start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, events, links, resource_id)
-           VALUES ('old', $1, $2, $3, 'op', 2, 'svc',
-                   'epoch'::timestamptz + ($4::bigint / 1000) * interval '1 microsecond',
-                   'epoch'::timestamptz + ($5::bigint / 1000) * interval '1 microsecond',
-                   $4, $5, $5::bigint - $4::bigint, 0, $6, $7, 0)`,
-          [
-            row.traceId,
-            row.spanId,
-            i === 0 ? null : old[0].spanId,
-            String(row.startTimeUnixNano),
-            String(row.endTimeUnixNano),
-            EVENTS_EXPLICIT,
-            LINKS_EXPLICIT,
-          ],
-        );
-      }
+    await migrateUpTo(oldDb.connectionString, 6);
+    const before = await newStorageOnOld();
+    const old = makeTrace(3, {
+      startTimeUnixNano: BASE_NS + 123_456_789n,
+      endTimeUnixNano: BASE_NS + 2_000_000_210n,
+    });
+    await oldDb.query(CREATE_PARTITION_20300115);
+    // As a 000006 writer stored them: all five time columns, every default written out.
+    for (const [i, row] of old.entries()) {
       await oldDb.query(
-        `INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count)
-         SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano), count(*)
-           FROM spans GROUP BY 1, 2`,
+        `INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
+                            start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, events, links, resource_id)
+         VALUES ('old', $1, $2, $3, 'op', 2, 'svc',
+                 'epoch'::timestamptz + ($4::bigint / 1000) * interval '1 microsecond',
+                 'epoch'::timestamptz + ($5::bigint / 1000) * interval '1 microsecond',
+                 $4, $5, $5::bigint - $4::bigint, 0, $6, $7, 0)`,
+        [
+          row.traceId,
+          row.spanId,
+          i === 0 ? null : old[0].spanId,
+          String(row.startTimeUnixNano),
+          String(row.endTimeUnixNano),
+          EVENTS_EXPLICIT,
+          LINKS_EXPLICIT,
+        ],
       );
-      const viewBefore = await oldDb.query(
-        `SELECT span_id, end_time, duration_ms FROM span_view WHERE tenant = 'old' ORDER BY span_id`,
-      );
-      const traceBefore = await before.reader.getTrace('old', old[0].traceId);
-      await before.stop();
-
-      const applied = await migrate(oldDb.connectionString);
-      expect(applied.applied.map((m) => m.version)).toContain(7);
-
-      const columns = await oldDb.query(
-        `SELECT attname FROM pg_attribute WHERE attrelid = 'spans'::regclass AND attnum > 0 AND NOT attisdropped`,
-      );
-      expect(columns.rows.map((r) => r.attname)).not.toContain('end_time');
-      expect(columns.rows.map((r) => r.attname)).not.toContain('end_time_unix_nano');
-      const red = await oldDb.query(`SELECT reloptions FROM pg_class WHERE oid = 'red_minute'::regclass`);
-      expect(red.rows).toEqual([{ reloptions: ['fillfactor=50'] }]);
-      const viewAfter = await oldDb.query(
-        `SELECT span_id, end_time, duration_ms FROM span_view WHERE tenant = 'old' ORDER BY span_id`,
-      );
-      expect(viewAfter.rows).toEqual(viewBefore.rows);
-      const durations = old.map((r) => Number(r.endTimeUnixNano - r.startTimeUnixNano) / 1e6).sort();
-      expect(viewAfter.rows.map((r) => r.duration_ms).sort()).toEqual(durations);
-
-      const after = await newStorageOnOld();
-      const traceAfter = await after.reader.getTrace('old', old[0].traceId);
-      expect(traceBefore?.spans).toHaveLength(3);
-      expect(traceAfter).toEqual(traceBefore);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
+    await oldDb.query(SUMMARIZE_BEFORE_000007);
+    const viewBefore = await oldDb.query(
+      `SELECT span_id, end_time, duration_ms FROM span_view WHERE tenant = 'old' ORDER BY span_id`,
+    );
+    const traceBefore = await before.reader.getTrace('old', old[0].traceId);
+    await before.stop();
+
+    const applied = await migrate(oldDb.connectionString);
+    expect(applied.applied.map((m) => m.version)).toContain(7);
+
+    const columns = await oldDb.query(
+      `SELECT attname FROM pg_attribute WHERE attrelid = 'spans'::regclass AND attnum > 0 AND NOT attisdropped`,
+    );
+    expect(columns.rows.map((r) => r.attname)).not.toContain('end_time');
+    expect(columns.rows.map((r) => r.attname)).not.toContain('end_time_unix_nano');
+    const red = await oldDb.query(`SELECT reloptions FROM pg_class WHERE oid = 'red_minute'::regclass`);
+    expect(red.rows).toEqual([{ reloptions: ['fillfactor=50'] }]);
+    const viewAfter = await oldDb.query(
+      `SELECT span_id, end_time, duration_ms FROM span_view WHERE tenant = 'old' ORDER BY span_id`,
+    );
+    expect(viewAfter.rows).toEqual(viewBefore.rows);
+    const durations = old.map((r) => Number(r.endTimeUnixNano - r.startTimeUnixNano) / 1e6).sort();
+    expect(viewAfter.rows.map((r) => r.duration_ms).sort()).toEqual(durations);
+
+    const after = await newStorageOnOld();
+    const traceAfter = await after.reader.getTrace('old', old[0].traceId);
+    expect(traceBefore?.spans).toHaveLength(3);
+    expect(traceAfter).toEqual(traceBefore);
   });
 });
 

@@ -3,12 +3,10 @@
  * live in `resources`, one row per distinct (tenant, resource + scope). Covers the writer, the
  * reader's join, and the migration of spans stored before 000005.
  */
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listMigrations, migrate } from '../../../server/storage/migrate.js';
 import { useTestDatabase } from '../../helpers/db.js';
+import { CREATE_PARTITION_20300115, migrateUpTo, SUMMARIZE_BEFORE_000007 } from '../../helpers/older-schema.js';
 import { makeRow, makeTrace } from './span-rows.js';
 import { useStorage } from './storage-fixture.js';
 
@@ -71,46 +69,35 @@ describe('resources stored once', () => {
 
 describe('migration 000005', () => {
   it('moves the resources of spans stored before it into resources, and they read back the same', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'th-migrations-'));
-    try {
-      const all = listMigrations();
-      for (const m of all.filter((m) => m.version < 5)) await copyFile(m.file, path.join(dir, path.basename(m.file)));
-      await migrate(emptyDb.connectionString, undefined, { dir });
-      await emptyDb.query(`CREATE TABLE spans_20300115 PARTITION OF spans
-                             FOR VALUES FROM ('2030-01-15 00:00:00+00') TO ('2030-01-16 00:00:00+00')`);
-      await emptyDb.query(
-        `INSERT INTO spans (tenant, trace_id, span_id, name, kind, service_name, start_time, end_time,
-                            start_time_unix_nano, end_time_unix_nano, duration_ns, status_code,
-                            resource_attributes, scope_name, scope_version)
-         SELECT 'old', decode(md5('t' || (g % 3)), 'hex'), substring(decode(md5('s' || g), 'hex') FROM 1 FOR 8),
-                'op', 2, 'svc-' || (g % 2), '2030-01-15 10:00:00+00', '2030-01-15 10:00:01+00',
-                1894701600000000000, 1894701601000000000, 1000000000, 0,
-                jsonb_build_object('service.name', 'svc-' || (g % 2), 'pod', 'p' || (g % 2)), 'scope', '1.0'
-           FROM generate_series(1, 40) AS g`,
-      );
-      await emptyDb.query(
-        `INSERT INTO traces (tenant, trace_id, first_start, last_end, first_start_unix_nano, last_end_unix_nano, span_count)
-         SELECT tenant, trace_id, min(start_time), max(end_time), min(start_time_unix_nano), max(end_time_unix_nano), count(*)
-           FROM spans GROUP BY 1, 2`,
-      );
+    const all = listMigrations();
+    await migrateUpTo(emptyDb.connectionString, 4);
+    await emptyDb.query(CREATE_PARTITION_20300115);
+    await emptyDb.query(
+      `INSERT INTO spans (tenant, trace_id, span_id, name, kind, service_name, start_time, end_time,
+                          start_time_unix_nano, end_time_unix_nano, duration_ns, status_code,
+                          resource_attributes, scope_name, scope_version)
+       SELECT 'old', decode(md5('t' || (g % 3)), 'hex'), substring(decode(md5('s' || g), 'hex') FROM 1 FOR 8),
+              'op', 2, 'svc-' || (g % 2), '2030-01-15 10:00:00+00', '2030-01-15 10:00:01+00',
+              1894701600000000000, 1894701601000000000, 1000000000, 0,
+              jsonb_build_object('service.name', 'svc-' || (g % 2), 'pod', 'p' || (g % 2)), 'scope', '1.0'
+         FROM generate_series(1, 40) AS g`,
+    );
+    await emptyDb.query(SUMMARIZE_BEFORE_000007);
 
-      const result = await migrate(emptyDb.connectionString);
-      expect(result.applied.map((m) => m.version)).toEqual(all.filter((m) => m.version >= 5).map((m) => m.version));
+    const result = await migrate(emptyDb.connectionString);
+    expect(result.applied.map((m) => m.version)).toEqual(all.filter((m) => m.version >= 5).map((m) => m.version));
 
-      const resources = await emptyDb.query(
-        `SELECT attributes ->> 'pod' AS pod, scope_name, scope_version FROM resources WHERE tenant = 'old' ORDER BY 1`,
-      );
-      expect(resources.rows).toEqual([
-        { pod: 'p0', scope_name: 'scope', scope_version: '1.0' },
-        { pod: 'p1', scope_name: 'scope', scope_version: '1.0' },
-      ]);
-      const view = await emptyDb.query(
-        `SELECT count(*)::int AS n, bool_and(resource_attributes ->> 'service.name' = service_name) AS agree
-           FROM span_view WHERE tenant = 'old'`,
-      );
-      expect(view.rows).toEqual([{ n: 40, agree: true }]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const resources = await emptyDb.query(
+      `SELECT attributes ->> 'pod' AS pod, scope_name, scope_version FROM resources WHERE tenant = 'old' ORDER BY 1`,
+    );
+    expect(resources.rows).toEqual([
+      { pod: 'p0', scope_name: 'scope', scope_version: '1.0' },
+      { pod: 'p1', scope_name: 'scope', scope_version: '1.0' },
+    ]);
+    const view = await emptyDb.query(
+      `SELECT count(*)::int AS n, bool_and(resource_attributes ->> 'service.name' = service_name) AS agree
+         FROM span_view WHERE tenant = 'old'`,
+    );
+    expect(view.rows).toEqual([{ n: 40, agree: true }]);
   });
 });
