@@ -28,6 +28,7 @@ import {
 import { REBUILD_RED_MINUTES } from './red-sql.js';
 import { CREATE_AFFECTED, REBUILD_OPERATIONS, REBUILD_TRACES, RECOMPUTE_AFFECTED_TRACES } from './restore-sql.js';
 import { CREATE_STAGE, INSERT_FROM_STAGE } from './sql.js';
+import { CATALOG_TABLES, type Catalog } from './write-catalog.js';
 
 export interface TargetObject {
   /** table, partitioned table, view, materialized view, sequence, foreign table, function */
@@ -100,10 +101,6 @@ export interface AclOutcome {
   /** The role named in the statement that does not exist in the target cluster. */
   missingRole?: string;
 }
-
-/** The tables of attributes shared by many spans, which day restores merge from a backup's catalog. */
-export const CATALOG_TABLE_IDS = { resources: 'resource_id', attribute_sets: 'attribute_set_id' } as const;
-export type CatalogTable = keyof typeof CATALOG_TABLE_IDS;
 
 export class RestoreTarget {
   readonly #client: pg.Client;
@@ -297,8 +294,9 @@ export class RestoreTarget {
    * `columns` order) that the target lacks, in one transaction; an id names the same resource or
    * attribute set everywhere, so existing rows stay. Returns how many were new.
    */
-  async mergeCatalogRows(table: CatalogTable, columns: readonly string[], lines: readonly string[]): Promise<number> {
+  async mergeCatalogRows(catalog: Catalog, columns: readonly string[], lines: readonly string[]): Promise<number> {
     const client = this.#client;
+    const { table, id } = CATALOG_TABLES[catalog];
     const stage = `th_${table}_stage`;
     await client.query(
       `CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
@@ -310,7 +308,7 @@ export class RestoreTarget {
       await pipeline(Readable.from(lines.map((line) => `${line}\n`)), client.query(pgCopyStreams.from(copy)));
       const { rowCount } = await client.query(
         `INSERT INTO ${table} (${list}) SELECT ${list} FROM pg_temp.${stage} ` +
-          `ORDER BY tenant, ${CATALOG_TABLE_IDS[table]} ON CONFLICT DO NOTHING`,
+          `ORDER BY tenant, ${id} ON CONFLICT DO NOTHING`,
       );
       await client.query('COMMIT');
       return rowCount ?? 0;

@@ -8,6 +8,7 @@
  * The statements built from them are in search-sql.ts.
  */
 import type { Comparison, Scalar, SpanCondition, TraceCondition } from './reader-types.js';
+import { CATALOG_TABLES, type Catalog } from './write-catalog.js';
 
 export interface Statement {
   text: string;
@@ -117,13 +118,6 @@ export interface CatalogMatches {
   attributeSets: Map<SpanCondition, readonly bigint[]>;
 }
 
-/** The two tables that hold attributes shared by many spans, and how a span points at each. */
-const CATALOGS = {
-  resources: { table: 'resources', id: 'resource_id', spanColumn: 's.resource_id' },
-  attributeSets: { table: 'attribute_sets', id: 'attribute_set_id', spanColumn: 's.attribute_set_id' },
-} as const;
-export type Catalog = keyof typeof CATALOGS;
-
 /** More matching ids than this are left to a subquery rather than sent as a parameter. */
 const MAX_INLINE_CATALOG_IDS = 1000;
 
@@ -164,10 +158,10 @@ export function buildCatalogMatches(tenant: string, conditions: readonly SpanCon
   const params = new Params();
   const $tenant = params.add(tenant);
   const arms = conditions.flatMap((condition, n) =>
-    (Object.keys(CATALOGS) as Catalog[])
+    (Object.keys(CATALOG_TABLES) as Catalog[])
       .filter((catalog) => READS[catalog](condition))
       .map((catalog) => {
-        const { table, id } = CATALOGS[catalog];
+        const { table, id } = CATALOG_TABLES[catalog];
         return (
           `SELECT ${n} AS n, '${catalog}' AS catalog, c.${id} AS id FROM ${table} c ` +
           `WHERE c.tenant = ${$tenant} AND ${attributeMapTest(condition, 'c.attributes', params)}`
@@ -185,7 +179,7 @@ export function catalogMatchesFrom(
 ): CatalogMatches {
   const matches: CatalogMatches = { resources: new Map(), attributeSets: new Map() };
   for (const condition of conditions) {
-    for (const catalog of Object.keys(CATALOGS) as Catalog[]) {
+    for (const catalog of Object.keys(CATALOG_TABLES) as Catalog[]) {
       if (READS[catalog](condition)) matches[catalog].set(condition, []);
     }
   }
@@ -202,7 +196,8 @@ export function catalogMatchesFrom(
  * against an uncorrelated subquery on the catalog table.
  */
 function onCatalog(catalog: Catalog, condition: SpanCondition, params: Params): string {
-  const { table, id, spanColumn } = CATALOGS[catalog];
+  const { table, id } = CATALOG_TABLES[catalog];
+  const spanColumn = `s.${id}`;
   const ids = params.catalogs?.[catalog].get(condition);
   if (ids !== undefined && ids.length === 0) return 'false';
   if (ids !== undefined && ids.length <= MAX_INLINE_CATALOG_IDS) {

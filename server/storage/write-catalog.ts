@@ -9,6 +9,13 @@
  */
 import type { ResourceFields } from './resource-id.js';
 
+/** The two catalog tables, and the column by which a span row (and the catalog row) names its row. */
+export const CATALOG_TABLES = {
+  resources: { table: 'resources', id: 'resource_id' },
+  attributeSets: { table: 'attribute_sets', id: 'attribute_set_id' },
+} as const;
+export type Catalog = keyof typeof CATALOG_TABLES;
+
 /** Rows of one catalog table met in a write, by tenant: id → row. */
 export type CatalogRows<T> = Map<string, Map<bigint, T>>;
 

@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import type { StorageConfig } from '../../config.js';
 import type { PartitionMeasure, SnapshotPartition } from '../../storage/backup-queries.js';
 import { createStorage } from '../../storage/index.js';
-import type { CatalogTable, RestoreTarget } from '../../storage/restore-queries.js';
+import type { RestoreTarget } from '../../storage/restore-queries.js';
+import { CATALOG_TABLES, type Catalog } from '../../storage/write-catalog.js';
 import type { Manifest, ManifestPartition } from './manifest.js';
 import { streamArchiveSql, type PgTool } from './pg-tools.js';
 import { formatCount, formatTable, OpsError, refusal, type Reporter } from './reporter.js';
@@ -139,7 +140,7 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
   try {
     const resources = await mergeBackupCatalog(ctx, 'resources');
     if (resources > 0) reporter.print(`added ${formatCount(resources)} resource(s) from the backup's catalog`);
-    const sets = await mergeBackupCatalog(ctx, 'attribute_sets');
+    const sets = await mergeBackupCatalog(ctx, 'attributeSets');
     if (sets > 0) reporter.print(`added ${formatCount(sets)} attribute set(s) from the backup's catalog`);
     for (const plan of plans) {
       if (plan.action === 'skip') continue;
@@ -163,11 +164,15 @@ export async function restoreDays(ctx: DayRestoreContext, reporter: Reporter): P
  * and the staging INSERT stores them. One made before 000006 has no `attribute_sets`; its span
  * rows hold all their attributes.
  */
-async function mergeBackupCatalog(ctx: DayRestoreContext, table: CatalogTable): Promise<number> {
+async function mergeBackupCatalog(ctx: DayRestoreContext, catalog: Catalog): Promise<number> {
   let columns: string[] | undefined;
   let done = false;
   const lines: string[] = [];
-  const args = ['--data-only', `--table=${table}`, path.join(ctx.from, ctx.manifest.catalog.file)];
+  const args = [
+    '--data-only',
+    `--table=${CATALOG_TABLES[catalog].table}`,
+    path.join(ctx.from, ctx.manifest.catalog.file),
+  ];
   await streamArchiveSql(ctx.pgRestore, args, (line) => {
     if (done) return;
     if (!columns) {
@@ -179,7 +184,7 @@ async function mergeBackupCatalog(ctx: DayRestoreContext, table: CatalogTable): 
     else lines.push(line);
   });
   if (!columns || lines.length === 0) return 0;
-  return ctx.target.mergeCatalogRows(table, columns, lines);
+  return ctx.target.mergeCatalogRows(catalog, columns, lines);
 }
 
 async function restoreOneDay(
