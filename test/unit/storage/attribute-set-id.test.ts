@@ -29,6 +29,18 @@ function stagedColumn(batches: SpanBatch[], index: number, committed?: Committed
     });
 }
 
+/** The summaries' rows of one catalog table, as "tenant attributes", sorted. */
+function summarized(
+  batches: SpanBatch[],
+  table: 'resources' | 'attributeSets',
+  committed?: CommittedCatalog,
+): string[] {
+  const json = summarizeWrite(batches, encodeCopyBinary(batches).catalog, committed)[table];
+  return (JSON.parse(json) as Array<{ tenant: string; attributes: unknown }>)
+    .map((r) => `${r.tenant} ${JSON.stringify(r.attributes)}`)
+    .sort();
+}
+
 describe('attribute set ids', () => {
   it('are 64 bits of an MD5 of the text, null for a span with no shared attribute', () => {
     expect(attributeSetIdOf('{}')).toBeNull();
@@ -44,15 +56,7 @@ describe('CommittedCatalog', () => {
       { tenant: 'a', rows: [makeRow({ sharedAttributes: GET }), makeRow({ sharedAttributes: PUT }), makeRow()] },
       { tenant: 'b', rows: [makeRow({ sharedAttributes: GET })] },
     ];
-    const setsOf = (committed?: CommittedCatalog) =>
-      (
-        JSON.parse(summarizeWrite(batches, encodeCopyBinary(batches).catalog, committed).attributeSets) as Array<{
-          tenant: string;
-          attributes: unknown;
-        }>
-      )
-        .map((s) => `${s.tenant} ${JSON.stringify(s.attributes)}`)
-        .sort();
+    const setsOf = (committed?: CommittedCatalog) => summarized(batches, 'attributeSets', committed);
 
     expect(setsOf()).toEqual([`a ${GET}`, `a ${PUT}`, `b ${GET}`]);
     expect(stagedSets(batches)).toEqual([GET, PUT, '\\N', GET]);
@@ -71,15 +75,7 @@ describe('CommittedCatalog', () => {
       { tenant: 'a', rows: [makeRow(), makeRow(), makeRow({ resourceAttributes: BILLING })] },
       { tenant: 'b', rows: [makeRow()] },
     ];
-    const resourcesOf = (committed?: CommittedCatalog) =>
-      (
-        JSON.parse(summarizeWrite(batches, encodeCopyBinary(batches).catalog, committed).resources) as Array<{
-          tenant: string;
-          attributes: unknown;
-        }>
-      )
-        .map((r) => `${r.tenant} ${JSON.stringify(r.attributes)}`)
-        .sort();
+    const resourcesOf = (committed?: CommittedCatalog) => summarized(batches, 'resources', committed);
     const resourceColumn = STAGE_COLUMNS.indexOf('resource_attributes');
     const plain = makeRow().resourceAttributes;
 
