@@ -36,6 +36,33 @@ export interface CheckLine {
 
 const fmt = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 
+/**
+ * How much CPU per span a ratio line leaves the server, median over rounds: the limit's whole
+ * machine CPU per span ÷ ratio, minus what everything but the server cost per span in this run
+ * (PostgreSQL, the load generator, other processes). Both sides share the same cores, so a run
+ * reaches the ratio only if its machine CPU per span is at most the limit's ÷ ratio, and only if it
+ * keeps the machine as busy as the limit did (so the allowance is an upper bound). Undefined when
+ * the CPU of either was not measured.
+ */
+export function serverShare(
+  summary: Summary,
+  limit: Summary,
+  ratio: number,
+): { allowedUs: number; usedUs: number } | undefined {
+  const allowed: number[] = [];
+  const used: number[] = [];
+  for (const [run, cpu] of summary.runCpuUsPerSpan) {
+    const limitMachine = limit.runCpuUsPerSpan.get(run)?.get('machine');
+    const machine = cpu.get('machine');
+    const server = cpu.get('server');
+    if (limitMachine === undefined || machine === undefined || server === undefined) continue;
+    allowed.push(limitMachine / ratio - (machine - server));
+    used.push(server);
+  }
+  const result = { allowedUs: median(allowed), usedUs: median(used) };
+  return Number.isFinite(result.allowedUs) && Number.isFinite(result.usedUs) ? result : undefined;
+}
+
 export function checkBudget(budget: Budget, summaries: Map<ScenarioName, Summary>): CheckLine[] {
   const lines: CheckLine[] = [];
   const rule = (scenario: string, name: string, value: number, op: '>=' | '<=', bound: number, digits: number) => {
@@ -48,6 +75,13 @@ export function checkBudget(budget: Budget, summaries: Map<ScenarioName, Summary
     if (b === undefined) continue;
     if (b.minRatioToLimit !== undefined) {
       rule(scenario, 'ratio to raw COPY', summary.ratioToLimit, '>=', b.minRatioToLimit, 2);
+      const limit = summaries.get('limit');
+      const share = limit && serverShare(summary, limit, b.minRatioToLimit);
+      if (share) {
+        lines[lines.length - 1].text +=
+          ` (the ratio leaves the server ${fmt(share.allowedUs, 1)} µs of CPU per span beside this run's` +
+          ` PostgreSQL, load generator and others; it used ${fmt(share.usedUs, 1)})`;
+      }
     }
     if (b.minSpansPerS !== undefined) rule(scenario, 'spans/s', summary.spansPerS, '>=', b.minSpansPerS, 0);
     if (b.maxP99Ms !== undefined) rule(scenario, 'p99 ms', summary.p99Ms, '<=', b.maxP99Ms, 0);

@@ -39,6 +39,8 @@ export interface Summary {
   cores: Map<string, number>;
   /** spans/s per round (run number), for same-round comparisons between scenarios. */
   runSpansPerS: Map<number, number>;
+  /** CPU µs per acknowledged span per round, by process group (machine included). */
+  runCpuUsPerSpan: Map<number, Map<string, number>>;
   accountingOk: boolean;
 }
 
@@ -57,8 +59,14 @@ export function summarize(runs: RunResult[], limits: RunResult[]): Summary {
     bytesPerSpan: median(runs.map((r) => r.storage?.bytesPerSpan ?? Number.NaN)),
     cores: new Map(coreNames.map((n) => [n, median(runs.map((r) => r.cores?.get(n) ?? Number.NaN))])),
     runSpansPerS: new Map(runs.map((r) => [r.run, r.spansPerS])),
+    runCpuUsPerSpan: new Map(runs.map((r) => [r.run, cpuUsPerSpan(r)])),
     accountingOk: runs.every((r) => r.accounting.ok),
   };
+}
+
+/** CPU µs per acknowledged span by process group: cores × 10^6 ÷ spans/s. */
+function cpuUsPerSpan(r: RunResult): Map<string, number> {
+  return new Map([...(r.cores ?? new Map<string, number>())].map(([n, cores]) => [n, (cores * 1e6) / r.spansPerS]));
 }
 
 const num = (x: number, digits = 0, width = 8): string =>
@@ -69,7 +77,7 @@ const num = (x: number, digits = 0, width = 8): string =>
 
 function row(
   label: string,
-  r: Omit<Summary, 'scenario' | 'runs' | 'accountingOk' | 'runSpansPerS'>,
+  r: Omit<Summary, 'scenario' | 'runs' | 'accountingOk' | 'runSpansPerS' | 'runCpuUsPerSpan'>,
   coreNames: string[],
 ): string {
   return (
@@ -108,10 +116,9 @@ export function formatScenario(header: string, runs: RunResult[], limits: RunRes
       ),
     );
   }
-  // CPU microseconds per acknowledged span, per process group: cores × 10^6 ÷ spans/s, median over runs.
   const perSpan = coreNames
     .filter((n) => n !== 'machine' && n !== 'others')
-    .map((n) => `${n} ${num(median(runs.map((r) => ((r.cores?.get(n) ?? NaN) * 1e6) / r.spansPerS)), 1, 0)}`);
+    .map((n) => `${n} ${num(median(runs.map((r) => cpuUsPerSpan(r).get(n) ?? NaN)), 1, 0)}`);
   lines.push(
     row('median', summary, coreNames),
     `CPU µs per acknowledged span (median): ${perSpan.join(', ')}`,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkBudget, type Budget } from '../../../loadtests/load/budget.js';
+import { checkBudget, serverShare, type Budget } from '../../../loadtests/load/budget.js';
 import { summarizeProfile } from '../../../loadtests/load/profile.js';
 import type { Summary } from '../../../loadtests/load/report.js';
 import type { ScenarioName } from '../../../loadtests/load/run-result.js';
@@ -25,8 +25,15 @@ const summary = (scenario: ScenarioName, over: Partial<Summary> = {}): Summary =
     [1, over.spansPerS ?? 40_000],
     [2, over.spansPerS ?? 40_000],
   ]),
+  runCpuUsPerSpan: new Map(),
   accountingOk: true,
   ...over,
+});
+
+/** A summary whose rounds used these CPU µs per span, by process group. */
+const withCpu = (s: Summary, perRun: Record<string, number>[]): Summary => ({
+  ...s,
+  runCpuUsPerSpan: new Map(perRun.map((cpu, i) => [i + 1, new Map(Object.entries(cpu))])),
 });
 
 const budget: Budget = {
@@ -47,6 +54,29 @@ describe('the load test budget', () => {
   it('fails the one rule a run misses and names it', () => {
     const lines = checkBudget(budget, new Map([['protobuf', summary('protobuf', { ratioToLimit: 0.79 })]]));
     expect(lines.filter((l) => !l.ok).map((l) => l.text)).toEqual(['protobuf: ratio to raw COPY 0.79 ≥ 0.8']);
+  });
+
+  it("says how much server CPU per span the ratio leaves beside the run's other costs", () => {
+    // Round 1: the limit took 20 µs of machine CPU per span; ÷ 0.8 = 25, minus the run's 19
+    // outside the server (28 − 9) leaves 6. Round 2: 24 ÷ 0.8 − (30 − 10) = 10. Medians: 8 and 9.5.
+    const limit = withCpu(summary('limit'), [{ machine: 20 }, { machine: 24 }]);
+    const protobuf = withCpu(summary('protobuf', { ratioToLimit: 0.6 }), [
+      { machine: 28, server: 9, postgres: 17 },
+      { machine: 30, server: 10, postgres: 18 },
+    ]);
+    const lines = checkBudget(
+      budget,
+      new Map<ScenarioName, Summary>([
+        ['limit', limit],
+        ['protobuf', protobuf],
+      ]),
+    );
+    expect(lines.filter((l) => !l.ok).map((l) => l.text)).toEqual([
+      'protobuf: ratio to raw COPY 0.60 ≥ 0.8 (the ratio leaves the server 8.0 µs of CPU per span beside this' +
+        " run's PostgreSQL, load generator and others; it used 9.5)",
+    ]);
+    expect(serverShare(protobuf, limit, 0.8)).toEqual({ allowedUs: 8, usedUs: 9.5 });
+    expect(serverShare(protobuf, summary('limit'), 0.8)).toBeUndefined();
   });
 
   it('fails a fast run whose loss accounting does not hold', () => {
