@@ -8,8 +8,8 @@
  * to the row shape or the schema (columns moved to a side table, new columns) without knowing about
  * it, and it is byte for byte what the writer produced. The export is in COPY's binary format, the
  * one the writer sends (storage/copy-binary.ts), so the limit gets the same cheaper parsing. Each
- * exported template (512 rows, without the binary header and trailer) gets its ids patched per
- * request number (templates.ts, raw id sites), so every row is unique.
+ * exported template (512 rows, without the binary header and trailer) gets its ids and times patched
+ * per request number (templates.ts, times.ts), as the server's requests do, so every row is unique.
  *
  * What is measured: `connections` sessions, each running COPY spans FROM STDIN with rowsPerCopy
  * rows per statement (one transaction each, synchronous_commit on), back to back. No dedupe, no
@@ -19,7 +19,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import pgCopyStreams from 'pg-copy-streams';
-import { requestIds } from './ids.js';
 import type { Ledger } from './ledger.js';
 import { PatchableBody, SPANS_PER_REQUEST, templateOf, type Template } from './templates.js';
 
@@ -35,9 +34,9 @@ export interface CopyTemplates {
 }
 
 /** The binary COPY header: signature, flags 0, no header extension (PostgreSQL docs, COPY). */
-const BINARY_HEADER = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+export const COPY_BINARY_HEADER = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
 /** The binary COPY trailer: a field count of -1. */
-const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
+export const COPY_BINARY_TRAILER = Buffer.from([0xff, 0xff]);
 
 async function copyOut(client: pg.Client, sql: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -65,12 +64,12 @@ export async function exportCopyTemplates(databaseUrl: string, templates: Templa
       );
       const rows = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM spans WHERE ${where}`)).rows[0].n;
       if (rows !== SPANS_PER_REQUEST) throw new Error(`limit: the server stored ${rows} rows of a template, not 512`);
-      const header = data.subarray(0, BINARY_HEADER.length);
-      if (!header.equals(BINARY_HEADER) || !data.subarray(data.length - 2).equals(BINARY_TRAILER)) {
+      const header = data.subarray(0, COPY_BINARY_HEADER.length);
+      if (!header.equals(COPY_BINARY_HEADER) || !data.subarray(data.length - 2).equals(COPY_BINARY_TRAILER)) {
         throw new Error('limit: unexpected COPY binary header or trailer');
       }
-      const body = data.subarray(BINARY_HEADER.length, data.length - BINARY_TRAILER.length);
-      bodies.push(new PatchableBody(Buffer.from(body), 'binary', template.layout));
+      const body = data.subarray(COPY_BINARY_HEADER.length, data.length - COPY_BINARY_TRAILER.length);
+      bodies.push(new PatchableBody(Buffer.from(body), 'copy-binary', template.layout));
     }
     return { columns, bodies };
   } finally {
@@ -117,14 +116,14 @@ export async function runCopyLimit(
           const r = ledger.take();
           const body = templateOf(copy.bodies, r);
           const buffer = Buffer.from(body.body);
-          body.patchInto(buffer, requestIds(ledger.tag, r, body.traces, body.spans));
+          body.patchInto(buffer, ledger.tag, r);
           rs.push(r);
           buffers.push(buffer);
         }
         const sentAt = performance.now();
         for (let k = 0; k < rs.length; k++) ledger.sent(rs[k], buffers[k].length, sentAt);
         await pipeline(
-          Readable.from([BINARY_HEADER, ...buffers, BINARY_TRAILER]),
+          Readable.from([COPY_BINARY_HEADER, ...buffers, COPY_BINARY_TRAILER]),
           client.query(pgCopyStreams.from(sql)),
         );
         const at = performance.now();

@@ -24,6 +24,29 @@ SELECT coalesce(parent.relname, c.relname) AS name,
  GROUP BY 1
  ORDER BY total DESC, name`;
 
+/** Indexes by their partitioned parent's name (a partition's index is counted under it). */
+const INDEX_SIZES = `
+SELECT coalesce(tp.relname, tc.relname) AS table_name,
+       coalesce(ip.relname, ic.relname) AS name,
+       sum(pg_relation_size(ic.oid))::bigint AS bytes
+  FROM pg_index x
+  JOIN pg_class ic ON ic.oid = x.indexrelid
+  JOIN pg_namespace n ON n.oid = ic.relnamespace
+  JOIN pg_class tc ON tc.oid = x.indrelid
+  LEFT JOIN pg_inherits ti ON ti.inhrelid = tc.oid
+  LEFT JOIN pg_class tp ON tp.oid = ti.inhparent
+  LEFT JOIN pg_inherits ii ON ii.inhrelid = ic.oid
+  LEFT JOIN pg_class ip ON ip.oid = ii.inhparent
+ WHERE n.nspname = current_schema() AND NOT (coalesce(tp.relname, tc.relname) = ANY($1))
+ GROUP BY 1, 2
+ ORDER BY bytes DESC, name`;
+
+export interface IndexSize {
+  table: string;
+  name: string;
+  bytes: number;
+}
+
 export interface TableSize {
   name: string;
   relations: number;
@@ -38,6 +61,7 @@ export interface StorageCost {
   totalBytes: number;
   bytesPerSpan: number;
   tables: TableSize[];
+  indexes: IndexSize[];
 }
 
 export async function measureStorageCost(db: pg.ClientBase | pg.Pool): Promise<StorageCost> {
@@ -51,8 +75,10 @@ export async function measureStorageCost(db: pg.ClientBase | pg.Pool): Promise<S
     indexes: Number(r.indexes),
     total: Number(r.total),
   }));
+  const indexRows = await db.query<{ table_name: string; name: string; bytes: string }>(INDEX_SIZES, [EXCLUDED]);
+  const indexes = indexRows.rows.map((r) => ({ table: r.table_name, name: r.name, bytes: Number(r.bytes) }));
   const totalBytes = tables.reduce((sum, t) => sum + t.total, 0);
-  return { spans, totalBytes, bytesPerSpan: spans > 0 ? totalBytes / spans : Number.NaN, tables };
+  return { spans, totalBytes, bytesPerSpan: spans > 0 ? totalBytes / spans : Number.NaN, tables, indexes };
 }
 
 /** The breakdown as aligned text lines (bytes per span per table and part). */
@@ -67,5 +93,8 @@ export function formatStorageCost(cost: StorageCost): string[] {
       `  ${t.name.padEnd(26)} ${String(t.relations).padStart(4)} ${per(t.heap)} ${per(t.toast)} ${per(t.indexes)} ${per(t.total)}`,
     );
   }
+  const large = cost.indexes.filter((x) => x.bytes >= cost.spans); // ≥ 1 B/span
+  if (large.length > 0) lines.push(`  indexes of ≥ 1 B/span:`);
+  for (const x of large) lines.push(`    ${`${x.table}.${x.name}`.padEnd(52)} ${per(x.bytes)}`);
   return lines;
 }

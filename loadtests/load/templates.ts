@@ -7,16 +7,16 @@
  * bytes in protobuf, lowercase hex in OTLP/JSON and in PostgreSQL COPY text. Ids are 16 / 8 random
  * bytes, so an occurrence is an id field (or a parent id, or an attribute quoting the span id, which
  * is then patched along and stays consistent), never a coincidence. Patching request r writes
- * r's ids over every site of a copy of the body: the body's length never changes.
+ * r's ids over every site of a copy of the body, and moves every time in it (times.ts): the body's
+ * length never changes.
  */
 import { buildRequest, realisticResource, realisticSpans, type FixtureSpan } from '../../test/helpers/otlp-fixtures.js';
-import { requestIds, type RequestIds } from './ids.js';
+import { requestIds } from './ids.js';
+import { findTimeSites, patchTimes, requestShiftNs, type BodyFormat, type TimeSite } from './times.js';
 
 export const SPANS_PER_REQUEST = 512;
 export const SPANS_PER_TRACE = 16;
 export const TEMPLATE_SERVICES = ['checkout', 'cart', 'payment', 'frontend'] as const;
-
-export type IdEncoding = 'binary' | 'hex';
 
 interface Site {
   offset: number;
@@ -29,19 +29,23 @@ export interface SpanLayout {
   traceIds: string[]; // template trace ids (hex), by trace index
   spanIds: string[]; // template span ids (hex), by span index
   parentOf: Array<string | undefined>; // template parent span id (hex) by span index
+  starts: bigint[]; // span start times (unix ns) by span index
+  times: bigint[]; // every time of the spans: starts, ends, event times
 }
 
 export class PatchableBody {
   readonly body: Buffer;
-  readonly encoding: IdEncoding;
+  /** Ids are raw bytes in protobuf and COPY binary, lowercase hex in OTLP/JSON. */
+  readonly hexIds: boolean;
   readonly traces: number;
   readonly spans: number;
   readonly #sites: Site[];
+  readonly #times: TimeSite[];
 
-  /** Finds every site of the layout's ids in `body`; throws when an id is missing or too rare. */
-  constructor(body: Buffer, encoding: IdEncoding, layout: SpanLayout) {
+  /** Finds every site of the layout's ids and times in `body`; throws when one is missing or too rare. */
+  constructor(body: Buffer, format: BodyFormat, layout: SpanLayout) {
     this.body = body;
-    this.encoding = encoding;
+    this.hexIds = format === 'json';
     this.traces = layout.traceIds.length;
     this.spans = layout.spanIds.length;
     const sites: Site[] = [];
@@ -59,15 +63,16 @@ export class PatchableBody {
     layout.spanIds.forEach((id, i) => {
       const found = this.#find(id, false, i, sites);
       const expected = 1 + (children.get(id) ?? 0);
-      if (found < expected || (encoding === 'binary' && found !== expected)) {
+      if (found < expected || (!this.hexIds && found !== expected)) {
         throw new Error(`template: span ${i} found ${found} times, expected ${expected}`);
       }
     });
     this.#sites = sites.sort((a, b) => a.offset - b.offset);
+    this.#times = findTimeSites(body, format, layout.times, layout.starts);
   }
 
   #find(idHex: string, trace: boolean, index: number, sites: Site[]): number {
-    const needle = this.encoding === 'binary' ? Buffer.from(idHex, 'hex') : Buffer.from(idHex, 'latin1');
+    const needle = this.hexIds ? Buffer.from(idHex, 'latin1') : Buffer.from(idHex, 'hex');
     let count = 0;
     for (let at = this.body.indexOf(needle); at !== -1; at = this.body.indexOf(needle, at + needle.length)) {
       sites.push({ offset: at, trace, index });
@@ -80,9 +85,10 @@ export class PatchableBody {
     return this.#sites.length;
   }
 
-  /** Writes the ids into `target` (a copy of body, or body itself) in place. */
-  patchInto(target: Buffer, ids: RequestIds): void {
-    if (this.encoding === 'binary') {
+  /** Writes request r's ids and times into `target`, a copy of body. */
+  patchInto(target: Buffer, tag: number, r: number): void {
+    const ids = requestIds(tag, r, this.traces, this.spans);
+    if (!this.hexIds) {
       for (const s of this.#sites) {
         if (s.trace) ids.traceIds.copy(target, s.offset, s.index * 16, s.index * 16 + 16);
         else ids.spanIds.copy(target, s.offset, s.index * 8, s.index * 8 + 8);
@@ -93,12 +99,13 @@ export class PatchableBody {
         else target.write(ids.spanHex.substring(s.index * 16, s.index * 16 + 16), s.offset, 'latin1');
       }
     }
+    patchTimes(target, this.#times, requestShiftNs(r));
   }
 
   /** A new body with request r's ids. */
   patched(tag: number, r: number): Buffer {
     const copy = Buffer.from(this.body);
-    this.patchInto(copy, requestIds(tag, r, this.traces, this.spans));
+    this.patchInto(copy, tag, r);
     return copy;
   }
 }
@@ -110,7 +117,13 @@ export function layoutOf(spans: FixtureSpan[]): SpanLayout {
     if (traceIds[t] === undefined) traceIds[t] = span.traceId;
     if (traceIds[t] !== span.traceId) throw new Error('template spans are not grouped 16 per trace');
   }
-  return { traceIds, spanIds: spans.map((s) => s.spanId), parentOf: spans.map((s) => s.parentSpanId) };
+  const starts = spans.map((s) => s.startTimeUnixNano);
+  const times = spans.flatMap((s) => [
+    s.startTimeUnixNano,
+    s.endTimeUnixNano,
+    ...(s.events ?? []).map((e) => e.timeUnixNano),
+  ]);
+  return { traceIds, spanIds: spans.map((s) => s.spanId), parentOf: spans.map((s) => s.parentSpanId), starts, times };
 }
 
 /** One request's worth of realistic spans, encoded both ways, with its layout. */
@@ -143,8 +156,8 @@ export function buildTemplates(count: number, nowMs = Date.now()): Template[] {
       service,
       spans,
       layout,
-      protobuf: new PatchableBody(protobuf, 'binary', layout),
-      json: new PatchableBody(Buffer.from(json, 'utf8'), 'hex', layout),
+      protobuf: new PatchableBody(protobuf, 'protobuf', layout),
+      json: new PatchableBody(Buffer.from(json, 'utf8'), 'json', layout),
     };
   });
 }

@@ -8,7 +8,6 @@
  */
 import WebSocket from 'ws';
 import { BINARY_HEADER_BYTES, WS_SUBPROTOCOL, parseAck } from '../../client/ws-protocol.js';
-import { requestIds } from './ids.js';
 import type { Ledger } from './ledger.js';
 import { templateOf, type Template } from './templates.js';
 
@@ -32,7 +31,7 @@ function frameFor(templates: Template[], ledger: Ledger, r: number): Buffer {
   const frame = Buffer.allocUnsafe(BINARY_HEADER_BYTES + template.body.length);
   frame.writeBigUInt64BE(BigInt(r), 0);
   template.body.copy(frame, BINARY_HEADER_BYTES);
-  template.patchInto(frame.subarray(BINARY_HEADER_BYTES), requestIds(ledger.tag, r, template.traces, template.spans));
+  template.patchInto(frame.subarray(BINARY_HEADER_BYTES), ledger.tag, r);
   return frame;
 }
 

@@ -1,3 +1,6 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pgCopyStreams from 'pg-copy-streams';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN_TENANT } from '../../../server/auth/tenant.js';
@@ -7,6 +10,8 @@ import { createStorage } from '../../../server/storage/index.js';
 import type { Storage } from '../../../server/storage/types.js';
 import { Ledger } from '../../../loadtests/load/ledger.js';
 import { measureStorageCost } from '../../../loadtests/load/storage-cost.js';
+import { COPY_BINARY_HEADER, COPY_BINARY_TRAILER, exportCopyTemplates } from '../../../loadtests/load/copy-limit.js';
+import { requestShiftNs } from '../../../loadtests/load/times.js';
 import { buildTemplates, SPANS_PER_REQUEST } from '../../../loadtests/load/templates.js';
 import { useTestDatabase } from '../../helpers/db.js';
 
@@ -94,5 +99,41 @@ describe('load test loss accounting', () => {
     expect(names.some((n) => /^spans_\d/.test(n))).toBe(false);
     expect(cost.spans).toBeGreaterThan(0);
     expect(cost.bytesPerSpan).toBeCloseTo(cost.totalBytes / cost.spans, 6);
+    // Indexes are named by their partitioned parent, so each spans index appears once.
+    const spanIndexes = cost.indexes.filter((x) => x.table === 'spans').map((x) => x.name);
+    expect(spanIndexes).toEqual(expect.arrayContaining(['spans_pkey', 'spans_tenant_service_start_idx']));
+    expect(new Set(spanIndexes).size).toBe(spanIndexes.length);
+  });
+
+  it("gives the limit's COPY rows of request r the ids and times the server stores for request r", async () => {
+    // The template's own rows, as the limit samples them, then request 7 both ways (two tenants).
+    await store(decodeExportRequest(template.protobuf.body, 'protobuf', options).rows);
+    const copy = await exportCopyTemplates(db.connectionString, [template]);
+    const ledger = new Ledger(0x0a0b0c03, SPANS_PER_REQUEST);
+    await store(rowsOf(ledger, 7), 'via-server');
+    const rows = Buffer.from(copy.bodies[0].body);
+    copy.bodies[0].patchInto(rows, ledger.tag, 7);
+    const client = await pool().connect();
+    try {
+      await pipeline(
+        Readable.from([COPY_BINARY_HEADER, rows, COPY_BINARY_TRAILER]),
+        client.query(pgCopyStreams.from(`COPY spans (${copy.columns}) FROM STDIN (FORMAT binary)`)),
+      );
+    } finally {
+      client.release();
+    }
+    const SAME = `
+      SELECT count(*)::int AS n,
+             count(*) FILTER (WHERE a.start_time = b.start_time AND a.start_time_unix_nano = b.start_time_unix_nano
+                                AND a.duration_ns = b.duration_ns AND a.events = b.events)::int AS same
+        FROM spans a JOIN spans b USING (trace_id, span_id)
+       WHERE a.tenant = $1 AND b.tenant = 'via-server' AND get_byte(a.trace_id, 7) = 7`;
+    const { rows: result } = await pool().query<{ n: number; same: number }>(SAME, [OPEN_TENANT]);
+    expect(result[0]).toEqual({ n: SPANS_PER_REQUEST, same: SPANS_PER_REQUEST });
+    const shifted = await pool().query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM spans WHERE tenant = 'via-server' AND start_time_unix_nano = $1`,
+      [String(template.spans[0].startTimeUnixNano + requestShiftNs(7))],
+    );
+    expect(shifted.rows[0].n).toBe(1);
   });
 });

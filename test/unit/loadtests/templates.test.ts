@@ -3,6 +3,7 @@ import { DEFAULTS } from '../../../server/config.js';
 import { decodeExportRequest } from '../../../server/decode/index.js';
 import { SPAN_MARK, TRACE_MARK, requestIds, traceIdHex } from '../../../loadtests/load/ids.js';
 import { buildTemplates, SPANS_PER_REQUEST, SPANS_PER_TRACE } from '../../../loadtests/load/templates.js';
+import { REQUEST_TIME_STEP_NS, requestShiftNs } from '../../../loadtests/load/times.js';
 
 const TAG = 0x1234abcd;
 const [template] = buildTemplates(1);
@@ -55,14 +56,43 @@ describe('load test request templates', () => {
     expect(new Set(keys).size).toBe(3 * SPANS_PER_REQUEST);
   });
 
-  it('changes only id bytes: the body keeps its length and everything else', () => {
+  it('changes only id and time bytes: the body keeps its length and everything else', () => {
     const patched = template.protobuf.patched(TAG, 9);
     expect(patched.length).toBe(template.protobuf.body.length);
     let differing = 0;
     for (let k = 0; k < patched.length; k++) if (patched[k] !== template.protobuf.body[k]) differing++;
-    // 512 span ids + 512 trace ids + 480 parent ids at most: 512 × 8 + 512 × 16 + 480 × 8 bytes.
-    expect(differing).toBeLessThanOrEqual(512 * 8 + 512 * 16 + 480 * 8);
+    // 512 span ids + 512 trace ids + 480 parent ids, and a start, an end and event times of 8 bytes each, at most.
+    const events = template.spans.reduce((n, s) => n + (s.events?.length ?? 0), 0);
+    expect(differing).toBeLessThanOrEqual(512 * 8 + 512 * 16 + 480 * 8 + (2 * 512 + events) * 8);
     expect(differing).toBeGreaterThan(512 * 8);
+  });
+
+  it('moves every time of request r by r × the step, in protobuf and OTLP/JSON alike, keeping durations', () => {
+    const shift = requestShiftNs(41);
+    expect(shift).toBe(41n * REQUEST_TIME_STEP_NS);
+    for (const format of ['protobuf', 'json'] as const) {
+      const rows = decodeExportRequest(template[format].patched(TAG, 41), format, options).rows;
+      const ids = requestIds(TAG, 41, SPANS_PER_REQUEST / SPANS_PER_TRACE, SPANS_PER_REQUEST);
+      const index = new Map(rows.map((row) => [row.spanId.toString('hex'), row]));
+      template.spans.forEach((span, i) => {
+        const row = index.get(ids.spanHex.slice(i * 16, i * 16 + 16))!;
+        expect(row.startTimeUnixNano).toBe(span.startTimeUnixNano + shift);
+        expect(row.endTimeUnixNano).toBe(span.endTimeUnixNano + shift);
+        const events = JSON.parse(row.events) as Array<{ timeUnixNano: string }>;
+        expect(events.map((e) => BigInt(e.timeUnixNano))).toEqual(
+          (span.events ?? []).map((e) => e.timeUnixNano + shift),
+        );
+      });
+    }
+  });
+
+  it('never repeats a start time (to the microsecond) between requests of one template', () => {
+    const startsOf = (r: number): number[] =>
+      decodeExportRequest(template.protobuf.patched(TAG, r), 'protobuf', options).rows.map((row) =>
+        Number(row.startTimeUnixNano / 1000n),
+      );
+    const starts = [...startsOf(1), ...startsOf(2), ...startsOf(3)];
+    expect(new Set(starts).size).toBe(starts.length);
   });
 
   it('builds spans like real traffic: 10 attributes, a resource of 8, an event on some spans', () => {
