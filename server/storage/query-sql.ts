@@ -8,6 +8,26 @@
 export const OPERATION_REFRESH_INTERVAL_MS = 60_000;
 
 /**
+ * The service index's time key (migrations/000008): the span's start in 10 ms buckets. A read of a
+ * service's newest spans bounds it as it bounds start_time (startBucketRange), orders by it alone
+ * and takes its rows WITH TIES: the index gives that order with no sort, so the read stops after
+ * the bucket that completes the page, and the page holds every span of that bucket. The newest
+ * `n` spans by start_time are then among them (a newer span never has an older bucket), for the
+ * caller to order. The text must be the index's expression exactly.
+ */
+export const START_BUCKET = '(s.start_time_unix_nano / 10000000)';
+const START_BUCKET_NS = 10_000_000n;
+
+/**
+ * The buckets holding start times from `firstMicros` to `lastMicros`, both unix µs and inclusive:
+ * the buckets of the first and last nanosecond. Integer division truncates in JavaScript as in
+ * PostgreSQL, and a bucket never decreases as the time grows, so every span between is within.
+ */
+export function startBucketRange(firstMicros: bigint, lastMicros: bigint): [bigint, bigint] {
+  return [(firstMicros * 1000n) / START_BUCKET_NS, (lastMicros * 1000n + 999n) / START_BUCKET_NS];
+}
+
+/**
  * Columns of a stored span as the reader maps them (rowToSpan in trace-reader.ts): the spans row
  * `s`, its resource `r` and its attribute set `a`, joined by SPAN_JOINS. A span whose resource row
  * is missing (not expected: resources are never deleted) reads with an empty resource rather than
@@ -129,8 +149,9 @@ WITH sample AS MATERIALIZED (
         FROM spans s
        WHERE s.tenant = $1 AND s.service_name = svc.name
          AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
-       ORDER BY s.start_time DESC
-       LIMIT $5) x
+         AND ${START_BUCKET} >= $6::bigint AND ${START_BUCKET} <= $7::bigint
+       ORDER BY ${START_BUCKET} DESC
+       FETCH FIRST $5 ROWS WITH TIES) x
 )
 SELECT DISTINCT 'span' AS scope, jsonb_object_keys(attributes) AS key FROM sample
 UNION

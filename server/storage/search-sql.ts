@@ -4,13 +4,21 @@
  * literals, patterns, times) is a parameter, so the only run-time text is which fragments appear
  * and their parameter numbers.
  *
- * Every statement reaches spans through (tenant, service_name, start_time) — the catalog supplies
- * the candidate services — through the GIN indexes on the attribute maps (equalities are written as
+ * Every statement reaches spans through the service index (tenant, service_name, start bucket) —
+ * the catalog supplies the candidate services; START_BUCKET in query-sql.ts — through the GIN indexes on the attribute maps (equalities are written as
  * containment for them), or through the primary key (tenant, trace_id, …) with a time range, so
  * partitions outside the window are pruned and no statement scans a partition sequentially.
  */
 import type { AttributeRef, SearchQuery, SpanCondition, TraceCondition, TraceSummary } from './reader-types.js';
-import { ATTRIBUTE_SET_JOIN, RESOURCE_JOIN, SPAN_COLUMNS_FOR_READ, SPAN_JOINS, SUMMARY_COLUMNS } from './query-sql.js';
+import {
+  ATTRIBUTE_SET_JOIN,
+  RESOURCE_JOIN,
+  SPAN_COLUMNS_FOR_READ,
+  SPAN_JOINS,
+  START_BUCKET,
+  startBucketRange,
+  SUMMARY_COLUMNS,
+} from './query-sql.js';
 import {
   andAll,
   microsToTimestamptz,
@@ -25,7 +33,7 @@ import {
 /**
  * One page of a search: the newest `pageSize` spans that meet the span conditions, among
  * `services`, starting in [fromMicros, toMicros). Each service's spans are read newest first from
- * (tenant, service_name, start_time) and the read stops at the page size, unless the planner finds
+ * the service index (START_BUCKET) and the read stops at the page size, unless the planner finds
  * a GIN index cheaper (values that match little or nothing); the services' pages are then merged.
  */
 export function buildSearchPage(
@@ -46,6 +54,7 @@ export function buildSearchPage(
     `s.tenant = ${$tenant} AND s.service_name = svc.name` +
     `\n         AND s.start_time >= ${params.add(microsToTimestamptz(fromMicros))}::timestamptz` +
     ` AND s.start_time < ${params.add(microsToTimestamptz(toMicros))}::timestamptz` +
+    bucketBounds(params, fromMicros, toMicros - 1n) +
     andAll(query.spanConditions, params);
   const $pageSize = params.add(pageSize);
   const text = `
@@ -55,11 +64,20 @@ SELECT x.trace_id, x.start_time_unix_nano
     SELECT s.trace_id, s.start_time, s.start_time_unix_nano
       FROM spans s
      WHERE ${where}
-     ORDER BY s.start_time DESC
-     LIMIT ${$pageSize}) x
+     ORDER BY ${START_BUCKET} DESC
+     FETCH FIRST ${$pageSize} ROWS WITH TIES) x
  ORDER BY x.start_time DESC
  LIMIT ${$pageSize}`;
   return { text, values: params.values };
+}
+
+/** The service index's bounds for start times from `firstMicros` to `lastMicros` (inclusive). */
+function bucketBounds(params: Params, firstMicros: bigint, lastMicros: bigint): string {
+  const [first, last] = startBucketRange(firstMicros, lastMicros);
+  return (
+    `\n         AND ${START_BUCKET} >= ${params.add(String(first))}::bigint` +
+    ` AND ${START_BUCKET} <= ${params.add(String(last))}::bigint`
+  );
 }
 
 /** The summaries of `traceIds` that meet the trace conditions. */
@@ -148,6 +166,7 @@ export function buildTagValues(
     `s.tenant = ${$tenant} AND s.service_name = svc.name` +
     `\n         AND s.start_time >= ${params.add(microsToTimestamptz(options.fromMicros))}::timestamptz` +
     ` AND s.start_time <= ${params.add(microsToTimestamptz(options.toMicros))}::timestamptz` +
+    bucketBounds(params, options.fromMicros, options.toMicros) +
     `\n         AND ${value} IS NOT NULL` +
     andAll(options.conditions, params);
   const text = `
@@ -158,8 +177,8 @@ SELECT DISTINCT x.v::text AS value
       FROM spans s
       ${joins.filter((j) => j !== '').join('\n      ')}
      WHERE ${where}
-     ORDER BY s.start_time DESC
-     LIMIT ${params.add(samplePerService)}) x
+     ORDER BY ${START_BUCKET} DESC
+     FETCH FIRST ${params.add(samplePerService)} ROWS WITH TIES) x
  LIMIT ${params.add(maxValues)}`;
   return { text, values: params.values };
 }

@@ -27,6 +27,7 @@ import {
   SELECT_TAG_NAMES,
   SELECT_TRACE,
   SELECT_TRACE_SPANS,
+  startBucketRange,
 } from './query-sql.js';
 import {
   buildCatalogMatches,
@@ -327,12 +328,15 @@ export class PgTraceReader implements TraceReader {
     const names: Record<TagScope, string[]> = { span: [], resource: [] };
     const services = await this.#candidateServices(tenant, [], window);
     if (services.length === 0) return names;
+    const [firstBucket, lastBucket] = startBucketRange(window.startUnixNano / 1000n, window.endUnixNano / 1000n);
     const rows = await this.#query(SELECT_TAG_NAMES, [
       tenant,
       services,
       nanosToTimestamptz(window.startUnixNano),
       nanosToTimestamptz(window.endUnixNano),
       samplePerService,
+      String(firstBucket),
+      String(lastBucket),
     ]);
     for (const row of rows) names[row.scope as TagScope].push(row.key as string);
     return names;

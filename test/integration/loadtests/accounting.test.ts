@@ -101,7 +101,7 @@ describe('load test loss accounting', () => {
     expect(cost.bytesPerSpan).toBeCloseTo(cost.totalBytes / cost.spans, 6);
     // Indexes are named by their partitioned parent, so each spans index appears once.
     const spanIndexes = cost.indexes.filter((x) => x.table === 'spans').map((x) => x.name);
-    expect(spanIndexes).toEqual(expect.arrayContaining(['spans_pkey', 'spans_tenant_service_start_idx']));
+    expect(spanIndexes).toEqual(expect.arrayContaining(['spans_pkey', 'spans_tenant_service_bucket_idx']));
     expect(new Set(spanIndexes).size).toBe(spanIndexes.length);
   });
 
