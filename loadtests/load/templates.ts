@@ -4,9 +4,9 @@
  *
  * A template is encoded once (by the OpenTelemetry SDK's serializers, otlp-fixtures.ts) from spans
  * with random ids; then every place where one of those ids occurs is found and remembered: raw
- * bytes in protobuf, lowercase hex in OTLP/JSON and in PostgreSQL COPY text. Ids are 16 / 8 random
- * bytes, so an occurrence is an id field (or a parent id, or an attribute quoting the span id, which
- * is then patched along and stays consistent), never a coincidence. Patching request r writes
+ * bytes in protobuf and in the limit's COPY binary rows, lowercase hex in OTLP/JSON. Ids are 16 / 8
+ * random bytes, so an occurrence is an id field (or a parent id, or an attribute quoting the span
+ * id, which is then patched along and stays consistent), never a coincidence. Patching request r writes
  * r's ids over every site of a copy of the body, and moves every time in it (times.ts): the body's
  * length never changes.
  */

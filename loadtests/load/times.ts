@@ -71,7 +71,12 @@ function needle(kind: TimeKind, ns: bigint): Buffer {
  * nanosecond, so an 8-byte or 19-digit match is the time, never a coincidence. Throws when a span
  * start is missing in one of the forms its format must hold.
  */
-export function findTimeSites(body: Buffer, format: BodyFormat, times: readonly bigint[], starts: readonly bigint[]) {
+export function findTimeSites(
+  body: Buffer,
+  format: BodyFormat,
+  times: readonly bigint[],
+  starts: readonly bigint[],
+): TimeSite[] {
   const sites: TimeSite[] = [];
   const found = new Set<string>();
   for (const value of new Set(times)) {

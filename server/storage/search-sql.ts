@@ -4,10 +4,11 @@
  * literals, patterns, times) is a parameter, so the only run-time text is which fragments appear
  * and their parameter numbers.
  *
- * Every statement reaches spans through the service index (tenant, service_name, start bucket) —
- * the catalog supplies the candidate services; START_BUCKET in query-sql.ts — through the GIN indexes on the attribute maps (equalities are written as
- * containment for them), or through the primary key (tenant, trace_id, …) with a time range, so
- * partitions outside the window are pruned and no statement scans a partition sequentially.
+ * Every statement reaches spans through the service index (tenant, service_name, start bucket;
+ * START_BUCKET in query-sql.ts) — the catalog supplies the candidate services — through the GIN
+ * indexes on the attribute maps (equalities are written as containment for them), or through the
+ * primary key (tenant, trace_id, …) with a time range, so partitions outside the window are pruned
+ * and no statement scans a partition sequentially.
  */
 import type { AttributeRef, SearchQuery, SpanCondition, TraceCondition, TraceSummary } from './reader-types.js';
 import {
