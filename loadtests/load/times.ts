@@ -19,10 +19,6 @@
 export const REQUEST_TIME_STEP_NS = 10_000_037n;
 /** Unix epoch → PostgreSQL epoch (2000-01-01), in microseconds. */
 const PG_EPOCH_US = 946_684_800_000_000n;
-const PG_EPOCH_S = 946_684_800;
-const NS_PER_S = 1_000_000_000;
-const TWO_16 = 65_536;
-const TWO_32 = 4_294_967_296;
 
 export type BodyFormat = 'protobuf' | 'json' | 'copy-binary';
 
@@ -38,10 +34,8 @@ const KINDS: Record<BodyFormat, { all: TimeKind[]; everyStart: TimeKind[] }> = {
 export interface TimeSite {
   offset: number;
   kind: TimeKind;
-  /** The template's unix time: whole seconds and nanoseconds, as numbers (no BigInt per request). */
-  seconds: number;
-  nanos: number;
-  digits: number; // of the decimal nanoseconds
+  value: bigint; // the template's unix nanoseconds
+  bytes: number; // the length of its form
 }
 
 /** The shift of request r's times. */
@@ -49,21 +43,26 @@ export function requestShiftNs(r: number): bigint {
   return BigInt(r) * REQUEST_TIME_STEP_NS;
 }
 
-function needle(kind: TimeKind, ns: bigint): Buffer {
-  const b = Buffer.allocUnsafe(8);
+/** Writes `ns` in the form `kind` at `offset` of `buf`; returns the bytes written. */
+function writeTime(buf: Buffer, offset: number, kind: TimeKind, ns: bigint): number {
   switch (kind) {
     case 'le-ns':
-      b.writeBigUInt64LE(ns);
-      return b;
+      return buf.writeBigUInt64LE(ns, offset) - offset;
     case 'be-ns':
-      b.writeBigInt64BE(ns);
-      return b;
+      return buf.writeBigInt64BE(ns, offset) - offset;
     case 'be-us2000':
-      b.writeBigInt64BE(ns / 1000n - PG_EPOCH_US);
-      return b;
+      return buf.writeBigInt64BE(ns / 1000n - PG_EPOCH_US, offset) - offset;
     case 'decimal-ns':
-      return Buffer.from(`"${ns}"`, 'latin1');
+      return buf.write(String(ns), offset, 'latin1');
   }
+}
+
+/** The bytes to look for: the form itself, or a decimal with its JSON quotes. */
+function needle(kind: TimeKind, ns: bigint): Buffer {
+  if (kind === 'decimal-ns') return Buffer.from(`"${ns}"`, 'latin1');
+  const b = Buffer.allocUnsafe(8);
+  writeTime(b, 0, kind, ns);
+  return b;
 }
 
 /**
@@ -82,15 +81,9 @@ export function findTimeSites(
   for (const value of new Set(times)) {
     for (const kind of KINDS[format].all) {
       const n = needle(kind, value);
-      const quote = kind === 'decimal-ns' ? 1 : 0;
+      const quotes = kind === 'decimal-ns' ? 2 : 0;
       for (let at = body.indexOf(n); at !== -1; at = body.indexOf(n, at + n.length)) {
-        sites.push({
-          offset: at + quote,
-          kind,
-          seconds: Number(value / 1_000_000_000n),
-          nanos: Number(value % 1_000_000_000n),
-          digits: String(value).length,
-        });
+        sites.push({ offset: at + quotes / 2, kind, value, bytes: n.length - quotes });
         found.add(`${kind}:${value}`);
       }
     }
@@ -103,63 +96,11 @@ export function findTimeSites(
   return sites;
 }
 
-/**
- * Writes every site's time moved by `shiftNs` into `target` (a copy of the body); lengths never
- * change. Seconds and nanoseconds are added apart, as numbers: this runs for every request the load
- * generator sends, on the cores it measures.
- */
+/** Writes every site's time moved by `shiftNs` into `target` (a copy of the body); lengths never change. */
 export function patchTimes(target: Buffer, sites: readonly TimeSite[], shiftNs: bigint): void {
-  const shiftSeconds = Number(shiftNs / 1_000_000_000n);
-  const shiftNanos = Number(shiftNs % 1_000_000_000n);
   for (const s of sites) {
-    let seconds = s.seconds + shiftSeconds;
-    let nanos = s.nanos + shiftNanos;
-    if (nanos >= NS_PER_S) {
-      nanos -= NS_PER_S;
-      seconds += 1;
+    if (writeTime(target, s.offset, s.kind, s.value + shiftNs) !== s.bytes) {
+      throw new Error(`time ${s.value + shiftNs} changed the length of its ${s.kind} form`);
     }
-    switch (s.kind) {
-      case 'le-ns':
-        writeNanos(target, s.offset, seconds, nanos, true);
-        break;
-      case 'be-ns':
-        writeNanos(target, s.offset, seconds, nanos, false);
-        break;
-      case 'be-us2000': {
-        const us = (seconds - PG_EPOCH_S) * 1_000_000 + Math.floor(nanos / 1000); // < 2^53
-        const high = Math.floor(us / TWO_32);
-        target.writeUInt32BE(high, s.offset);
-        target.writeUInt32BE(us - high * TWO_32, s.offset + 4);
-        break;
-      }
-      case 'decimal-ns': {
-        const text = String(seconds) + String(nanos).padStart(9, '0');
-        if (text.length !== s.digits) throw new Error(`time ${text} changed its number of digits`);
-        target.write(text, s.offset, 'latin1');
-        break;
-      }
-    }
-  }
-}
-
-/**
- * Writes seconds × 10^9 + nanos as an unsigned 64-bit integer. The product passes 2^53, so it is
- * built from 16-bit pieces of the seconds, each product staying exact.
- */
-function writeNanos(target: Buffer, offset: number, seconds: number, nanos: number, littleEndian: boolean): void {
-  const secondsHigh = Math.floor(seconds / TWO_16);
-  const a = secondsHigh * NS_PER_S; // × 2^16 below; < 2^47
-  const b = (seconds - secondsHigh * TWO_16) * NS_PER_S + nanos; // < 2^46
-  const aHigh = Math.floor(a / TWO_16);
-  const low = (a - aHigh * TWO_16) * TWO_16 + b; // < 2^47
-  const carry = Math.floor(low / TWO_32);
-  const high = aHigh + carry;
-  const lowWord = low - carry * TWO_32;
-  if (littleEndian) {
-    target.writeUInt32LE(lowWord, offset);
-    target.writeUInt32LE(high, offset + 4);
-  } else {
-    target.writeUInt32BE(high, offset);
-    target.writeUInt32BE(lowWord, offset + 4);
   }
 }
