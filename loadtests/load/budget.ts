@@ -65,23 +65,30 @@ export function serverShare(
 
 export function checkBudget(budget: Budget, summaries: Map<ScenarioName, Summary>): CheckLine[] {
   const lines: CheckLine[] = [];
-  const rule = (scenario: string, name: string, value: number, op: '>=' | '<=', bound: number, digits: number) => {
+  const rule = (
+    scenario: string,
+    name: string,
+    value: number,
+    op: '>=' | '<=',
+    bound: number,
+    digits: number,
+    detail = '',
+  ) => {
     const ok = Number.isFinite(value) && (op === '>=' ? value >= bound : value <= bound);
-    lines.push({ ok, text: `${scenario}: ${name} ${fmt(value, digits)} ${op === '>=' ? '≥' : '≤'} ${bound}` });
+    lines.push({ ok, text: `${scenario}: ${name} ${fmt(value, digits)} ${op === '>=' ? '≥' : '≤'} ${bound}${detail}` });
   };
   for (const [scenario, summary] of summaries) {
     lines.push({ ok: summary.accountingOk, text: `${scenario}: loss accounting of all ${summary.runs} runs holds` });
     const b = budget.scenarios[scenario];
     if (b === undefined) continue;
     if (b.minRatioToLimit !== undefined) {
-      rule(scenario, 'ratio to raw COPY', summary.ratioToLimit, '>=', b.minRatioToLimit, 2);
       const limit = summaries.get('limit');
       const share = limit && serverShare(summary, limit, b.minRatioToLimit);
-      if (share) {
-        lines[lines.length - 1].text +=
-          ` (the ratio leaves the server ${fmt(share.allowedUs, 1)} µs of CPU per span beside this run's` +
-          ` PostgreSQL, load generator and others; it used ${fmt(share.usedUs, 1)})`;
-      }
+      const detail = share
+        ? ` (the ratio leaves the server ${fmt(share.allowedUs, 1)} µs of CPU per span beside this run's` +
+          ` PostgreSQL, load generator and others; it used ${fmt(share.usedUs, 1)})`
+        : '';
+      rule(scenario, 'ratio to raw COPY', summary.ratioToLimit, '>=', b.minRatioToLimit, 2, detail);
     }
     if (b.minSpansPerS !== undefined) rule(scenario, 'spans/s', summary.spansPerS, '>=', b.minSpansPerS, 0);
     if (b.maxP99Ms !== undefined) rule(scenario, 'p99 ms', summary.p99Ms, '<=', b.maxP99Ms, 0);

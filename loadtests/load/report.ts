@@ -118,7 +118,7 @@ export function formatScenario(header: string, runs: RunResult[], limits: RunRes
   }
   const perSpan = coreNames
     .filter((n) => n !== 'machine' && n !== 'others')
-    .map((n) => `${n} ${num(median(runs.map((r) => cpuUsPerSpan(r).get(n) ?? NaN)), 1, 0)}`);
+    .map((n) => `${n} ${num(median([...summary.runCpuUsPerSpan.values()].map((cpu) => cpu.get(n) ?? NaN)), 1, 0)}`);
   lines.push(
     row('median', summary, coreNames),
     `CPU µs per acknowledged span (median): ${perSpan.join(', ')}`,
