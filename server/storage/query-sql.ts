@@ -1,31 +1,11 @@
 /**
- * The SQL the trace reader sends, as named constants (the search statement, whose conditions vary,
- * is assembled from the fragments in search-sql.ts). Times travel as timestamptz text with
- * microseconds, ids as bytea, every value as a parameter.
+ * The SQL the trace reader sends, as named constants (the statements that read a service's newest
+ * spans, and those whose conditions vary, are assembled in search-sql.ts). Times travel as
+ * timestamptz text with microseconds, ids as bytea, every value as a parameter.
  */
 
 /** operations.last_seen lags the newest span by at most this (OPERATION_REFRESH_INTERVAL in sql.ts). */
 export const OPERATION_REFRESH_INTERVAL_MS = 60_000;
-
-/**
- * The service index's time key (migrations/000008): the span's start in 10 ms buckets. A read of a
- * service's newest spans bounds it as it bounds start_time (startBucketRange), orders by it alone
- * and takes its rows WITH TIES: the index gives that order with no sort, so the read stops after
- * the bucket that completes the page, and the page holds every span of that bucket. The newest
- * `n` spans by start_time are then among them (a newer span never has an older bucket), for the
- * caller to order. The text must be the index's expression exactly.
- */
-export const START_BUCKET = '(s.start_time_unix_nano / 10000000)';
-const START_BUCKET_NS = 10_000_000n;
-
-/**
- * The buckets holding start times from `firstMicros` to `lastMicros`, both unix µs and inclusive:
- * the buckets of the first and last nanosecond. Integer division truncates in JavaScript as in
- * PostgreSQL, and a bucket never decreases as the time grows, so every span between is within.
- */
-export function startBucketRange(firstMicros: bigint, lastMicros: bigint): [bigint, bigint] {
-  return [(firstMicros * 1000n) / START_BUCKET_NS, (lastMicros * 1000n + 999n) / START_BUCKET_NS];
-}
 
 /**
  * Columns of a stored span as the reader maps them (rowToSpan in trace-reader.ts): the spans row
@@ -135,31 +115,3 @@ SELECT p.service_name AS parent, c.service_name AS child, count(*)::bigint AS ca
    AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name
  GROUP BY p.service_name, c.service_name
  ORDER BY p.service_name, c.service_name`;
-
-/**
- * Attribute keys among the newest $5 spans of each service $2 started in [$3, $4]: a bounded sample,
- * like Tempo's byte-limited tag search, not an exhaustive scan.
- */
-export const SELECT_TAG_NAMES = `
-WITH sample AS MATERIALIZED (
-  SELECT x.attributes, x.tenant, x.resource_id, x.attribute_set_id
-    FROM unnest($2::text[]) AS svc(name)
-    CROSS JOIN LATERAL (
-      SELECT s.attributes, s.tenant, s.resource_id, s.attribute_set_id
-        FROM spans s
-       WHERE s.tenant = $1 AND s.service_name = svc.name
-         AND s.start_time >= $3::timestamptz AND s.start_time <= $4::timestamptz
-         AND ${START_BUCKET} >= $6::bigint AND ${START_BUCKET} <= $7::bigint
-       ORDER BY ${START_BUCKET} DESC
-       FETCH FIRST $5 ROWS WITH TIES) x
-)
-SELECT DISTINCT 'span' AS scope, jsonb_object_keys(attributes) AS key FROM sample
-UNION
-SELECT DISTINCT 'span' AS scope, jsonb_object_keys(a.attributes) AS key
-  FROM (SELECT DISTINCT tenant, attribute_set_id FROM sample WHERE attribute_set_id IS NOT NULL) x
-  JOIN attribute_sets a ON a.tenant = x.tenant AND a.attribute_set_id = x.attribute_set_id
-UNION
-SELECT DISTINCT 'resource' AS scope, jsonb_object_keys(r.attributes) AS key
-  FROM (SELECT DISTINCT tenant, resource_id FROM sample) x
-  JOIN resources r ON r.tenant = x.tenant AND r.resource_id = x.resource_id
-ORDER BY scope, key`;

@@ -1,25 +1,18 @@
 /**
- * The statements whose WHERE clause depends on the search conditions. They are assembled from the
+ * The statements whose WHERE clause depends on the search conditions or reads a service's newest
+ * spans through the service index (search pages, tag names, tag values). They are assembled from the
  * constant fragments below and the conditions of search-conditions.ts; every value (tenant, keys,
  * literals, patterns, times) is a parameter, so the only run-time text is which fragments appear
  * and their parameter numbers.
  *
  * Every statement reaches spans through the service index (tenant, service_name, start bucket;
- * START_BUCKET in query-sql.ts) — the catalog supplies the candidate services — through the GIN
- * indexes on the attribute maps (equalities are written as containment for them), or through the
- * primary key (tenant, trace_id, …) with a time range, so partitions outside the window are pruned
- * and no statement scans a partition sequentially.
+ * serviceWindow) — the catalog supplies the candidate services — through the GIN indexes on the
+ * attribute maps (equalities are written as containment for them), or through the primary key
+ * (tenant, trace_id, …) with a time range, so partitions outside the window are pruned and no
+ * statement scans a partition sequentially.
  */
 import type { AttributeRef, SearchQuery, SpanCondition, TraceCondition, TraceSummary } from './reader-types.js';
-import {
-  ATTRIBUTE_SET_JOIN,
-  RESOURCE_JOIN,
-  SPAN_COLUMNS_FOR_READ,
-  SPAN_JOINS,
-  START_BUCKET,
-  startBucketRange,
-  SUMMARY_COLUMNS,
-} from './query-sql.js';
+import { ATTRIBUTE_SET_JOIN, RESOURCE_JOIN, SPAN_COLUMNS_FOR_READ, SPAN_JOINS, SUMMARY_COLUMNS } from './query-sql.js';
 import {
   andAll,
   microsToTimestamptz,
@@ -30,6 +23,42 @@ import {
   type CatalogMatches,
   type Statement,
 } from './search-conditions.js';
+
+/**
+ * The service index's time key (migrations/000008): the span's start in 10 ms buckets. A read of a
+ * service's newest spans bounds it as it bounds start_time (startBucketRange), orders by it alone
+ * and takes its rows WITH TIES: the index gives that order with no sort, so the read stops after
+ * the bucket that completes the page, and the page holds every span of that bucket. The newest
+ * `n` spans by start_time are then among them (a newer span never has an older bucket), for the
+ * caller to order. The text must be the index's expression exactly.
+ */
+const START_BUCKET = '(s.start_time_unix_nano / 10000000)';
+const START_BUCKET_NS = 10_000_000n;
+
+/**
+ * The buckets holding start times from `firstMicros` to `lastMicros`, both unix µs and inclusive:
+ * the buckets of the first and last nanosecond. Integer division truncates in JavaScript as in
+ * PostgreSQL, and a bucket never decreases as the time grows, so every span between is within.
+ */
+export function startBucketRange(firstMicros: bigint, lastMicros: bigint): [bigint, bigint] {
+  return [(firstMicros * 1000n) / START_BUCKET_NS, (lastMicros * 1000n + 999n) / START_BUCKET_NS];
+}
+
+/**
+ * The spans of the lateral service `svc` that start from `firstMicros` to `lastMicros` (unix µs,
+ * inclusive; start_time has microsecond precision): the conditions the service index answers, the
+ * bucket bounded as start_time is, which still bounds the partitions and the exact range.
+ */
+function serviceWindow(params: Params, $tenant: string, firstMicros: bigint, lastMicros: bigint): string {
+  const [first, last] = startBucketRange(firstMicros, lastMicros);
+  return (
+    `s.tenant = ${$tenant} AND s.service_name = svc.name` +
+    `\n         AND s.start_time >= ${params.add(microsToTimestamptz(firstMicros))}::timestamptz` +
+    ` AND s.start_time <= ${params.add(microsToTimestamptz(lastMicros))}::timestamptz` +
+    `\n         AND ${START_BUCKET} >= ${params.add(String(first))}::bigint` +
+    ` AND ${START_BUCKET} <= ${params.add(String(last))}::bigint`
+  );
+}
 
 /**
  * One page of a search: the newest `pageSize` spans that meet the span conditions, among
@@ -51,12 +80,7 @@ export function buildSearchPage(
   const $tenant = params.add(tenant);
   params.tenant = $tenant;
   const $services = params.add(services);
-  const where =
-    `s.tenant = ${$tenant} AND s.service_name = svc.name` +
-    `\n         AND s.start_time >= ${params.add(microsToTimestamptz(fromMicros))}::timestamptz` +
-    ` AND s.start_time < ${params.add(microsToTimestamptz(toMicros))}::timestamptz` +
-    bucketBounds(params, fromMicros, toMicros - 1n) +
-    andAll(query.spanConditions, params);
+  const where = serviceWindow(params, $tenant, fromMicros, toMicros - 1n) + andAll(query.spanConditions, params);
   const $pageSize = params.add(pageSize);
   const text = `
 SELECT x.trace_id, x.start_time_unix_nano
@@ -70,15 +94,6 @@ SELECT x.trace_id, x.start_time_unix_nano
  ORDER BY x.start_time DESC
  LIMIT ${$pageSize}`;
   return { text, values: params.values };
-}
-
-/** The service index's bounds for start times from `firstMicros` to `lastMicros` (inclusive). */
-function bucketBounds(params: Params, firstMicros: bigint, lastMicros: bigint): string {
-  const [first, last] = startBucketRange(firstMicros, lastMicros);
-  return (
-    `\n         AND ${START_BUCKET} >= ${params.add(String(first))}::bigint` +
-    ` AND ${START_BUCKET} <= ${params.add(String(last))}::bigint`
-  );
 }
 
 /** The summaries of `traceIds` that meet the trace conditions. */
@@ -164,10 +179,7 @@ export function buildTagValues(
     attribute.scope === 'span' ? '' : RESOURCE_JOIN,
   ];
   const where =
-    `s.tenant = ${$tenant} AND s.service_name = svc.name` +
-    `\n         AND s.start_time >= ${params.add(microsToTimestamptz(options.fromMicros))}::timestamptz` +
-    ` AND s.start_time <= ${params.add(microsToTimestamptz(options.toMicros))}::timestamptz` +
-    bucketBounds(params, options.fromMicros, options.toMicros) +
+    serviceWindow(params, $tenant, options.fromMicros, options.toMicros) +
     `\n         AND ${value} IS NOT NULL` +
     andAll(options.conditions, params);
   const text = `
@@ -181,5 +193,45 @@ SELECT DISTINCT x.v::text AS value
      ORDER BY ${START_BUCKET} DESC
      FETCH FIRST ${params.add(samplePerService)} ROWS WITH TIES) x
  LIMIT ${params.add(maxValues)}`;
+  return { text, values: params.values };
+}
+
+/**
+ * Attribute keys among the newest `samplePerService` spans of each service started from
+ * `fromMicros` to `toMicros` (inclusive): a bounded sample, like Tempo's byte-limited tag search,
+ * not an exhaustive scan.
+ */
+export function buildTagNames(
+  tenant: string,
+  services: readonly string[],
+  fromMicros: bigint,
+  toMicros: bigint,
+  samplePerService: number,
+): Statement {
+  const params = new Params();
+  const $services = params.add(services);
+  const where = serviceWindow(params, params.add(tenant), fromMicros, toMicros);
+  const $sample = params.add(samplePerService);
+  const text = `
+WITH sample AS MATERIALIZED (
+  SELECT x.attributes, x.tenant, x.resource_id, x.attribute_set_id
+    FROM unnest(${$services}::text[]) AS svc(name)
+    CROSS JOIN LATERAL (
+      SELECT s.attributes, s.tenant, s.resource_id, s.attribute_set_id
+        FROM spans s
+       WHERE ${where}
+       ORDER BY ${START_BUCKET} DESC
+       FETCH FIRST ${$sample} ROWS WITH TIES) x
+)
+SELECT DISTINCT 'span' AS scope, jsonb_object_keys(attributes) AS key FROM sample
+UNION
+SELECT DISTINCT 'span' AS scope, jsonb_object_keys(a.attributes) AS key
+  FROM (SELECT DISTINCT tenant, attribute_set_id FROM sample WHERE attribute_set_id IS NOT NULL) x
+  JOIN attribute_sets a ON a.tenant = x.tenant AND a.attribute_set_id = x.attribute_set_id
+UNION
+SELECT DISTINCT 'resource' AS scope, jsonb_object_keys(r.attributes) AS key
+  FROM (SELECT DISTINCT tenant, resource_id FROM sample) x
+  JOIN resources r ON r.tenant = x.tenant AND r.resource_id = x.resource_id
+ORDER BY scope, key`;
   return { text, values: params.values };
 }

@@ -24,10 +24,8 @@ import {
   SELECT_OPERATIONS,
   SELECT_SERVICE_STATS,
   SELECT_SPANS_OF_TRACES,
-  SELECT_TAG_NAMES,
   SELECT_TRACE,
   SELECT_TRACE_SPANS,
-  startBucketRange,
 } from './query-sql.js';
 import {
   buildCatalogMatches,
@@ -36,7 +34,13 @@ import {
   type CatalogMatches,
   type Statement,
 } from './search-conditions.js';
-import { buildMatchingSpans, buildSearchPage, buildTagValues, buildTraceSummaries } from './search-sql.js';
+import {
+  buildMatchingSpans,
+  buildSearchPage,
+  buildTagNames,
+  buildTagValues,
+  buildTraceSummaries,
+} from './search-sql.js';
 
 /** A search PostgreSQL cannot run as asked (an invalid regular expression): the client's mistake. */
 export class InvalidSearchError extends Error {
@@ -328,16 +332,9 @@ export class PgTraceReader implements TraceReader {
     const names: Record<TagScope, string[]> = { span: [], resource: [] };
     const services = await this.#candidateServices(tenant, [], window);
     if (services.length === 0) return names;
-    const [firstBucket, lastBucket] = startBucketRange(window.startUnixNano / 1000n, window.endUnixNano / 1000n);
-    const rows = await this.#query(SELECT_TAG_NAMES, [
-      tenant,
-      services,
-      nanosToTimestamptz(window.startUnixNano),
-      nanosToTimestamptz(window.endUnixNano),
-      samplePerService,
-      String(firstBucket),
-      String(lastBucket),
-    ]);
+    const rows = await this.#query(
+      buildTagNames(tenant, services, window.startUnixNano / 1000n, window.endUnixNano / 1000n, samplePerService),
+    );
     for (const row of rows) names[row.scope as TagScope].push(row.key as string);
     return names;
   }

@@ -10,9 +10,7 @@ import {
   SELECT_OPERATIONS,
   SELECT_TRACE,
   SELECT_SPANS_OF_TRACES,
-  SELECT_TAG_NAMES,
   SELECT_TRACE_SPANS,
-  startBucketRange,
 } from '../../../server/storage/query-sql.js';
 import type { SearchQuery, SpanCondition } from '../../../server/storage/reader-types.js';
 import {
@@ -25,6 +23,7 @@ import {
 import {
   buildMatchingSpans,
   buildSearchPage,
+  buildTagNames,
   buildTagValues,
   buildTraceSummaries,
 } from '../../../server/storage/search-sql.js';
@@ -267,10 +266,9 @@ describe('trace lookup plans', () => {
 
 describe('tag sampling plans', () => {
   it('tag names and values read the newest spans of each service through the service index', async () => {
-    const from = nanosToTimestamptz(lastHour.startUnixNano);
-    const to = nanosToTimestamptz(lastHour.endUnixNano);
-    const buckets = startBucketRange(lastHour.startUnixNano / 1000n, lastHour.endUnixNano / 1000n).map(String);
-    const names = await plan({ text: SELECT_TAG_NAMES, values: [TENANT, allServices, from, to, 1000, ...buckets] });
+    const names = await plan(
+      buildTagNames(TENANT, allServices, lastHour.startUnixNano / 1000n, lastHour.endUnixNano / 1000n, 1000),
+    );
     expectNoSequentialSpanScan(names);
     expect(names).toMatch(/Index Scan Backward using spans_\d{8}_tenant_service_name_expr_idx/);
     const values = buildTagValues(

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SpanRow } from '../../../server/decode/types.js';
-import { startBucketRange } from '../../../server/storage/query-sql.js';
+import { startBucketRange } from '../../../server/storage/search-sql.js';
 import type { SearchQuery, TraceCondition } from '../../../server/storage/reader-types.js';
 import { useTestDatabase } from '../../helpers/db.js';
 import { BASE_NS, makeRow } from './span-rows.js';
